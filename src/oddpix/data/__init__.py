@@ -1,0 +1,1 @@
+"""Data sources, anomaly protocols (labeled splits) and corruptions."""

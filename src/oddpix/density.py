@@ -1,0 +1,89 @@
+"""Kernel density estimation on latent codes.
+
+An exact Gaussian KDE written in torch, batched over ``cdist`` blocks: the same estimate as
+scikit-learn's ``KernelDensity(kernel="gaussian")`` (the tests compare them), but one matrix product per
+block instead of a tree walk, which in 16-64 latent dimensions is many times faster on a CPU.
+
+Codes are standardized with the training codes' mean and std first, so one bandwidth fits every
+dimension. Bandwidth: Scott's or Silverman's rule, a fixed number, or ``cv``: the value from a
+log-spaced grid that maximizes the mean log-likelihood of the held-out validation codes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import torch
+
+from .errors import OddpixError
+
+
+def rule_bandwidth(rule: str, n: int, d: int) -> float:
+    if rule == "scott":
+        return n ** (-1.0 / (d + 4))
+    if rule == "silverman":
+        return (n * (d + 2) / 4.0) ** (-1.0 / (d + 4))
+    raise ValueError(rule)
+
+
+def gaussian_log_density(points: torch.Tensor, data: torch.Tensor, bandwidth: float,
+                         block: int = 2048) -> torch.Tensor:
+    """log p(points) under a Gaussian KDE with kernel width ``bandwidth`` centred on ``data``."""
+    n, d = data.shape
+    data = data.double()
+    norm = math.log(n) + 0.5 * d * math.log(2 * math.pi * bandwidth ** 2)
+    out = []
+    for s in range(0, len(points), block):
+        sq = torch.cdist(points[s:s + block].double(), data).pow_(2)
+        out.append(torch.logsumexp(sq.mul_(-0.5 / bandwidth ** 2), dim=1) - norm)
+    return torch.cat(out).float() if out else torch.empty(0)
+
+
+@dataclass
+class LatentKDE:
+    data: torch.Tensor          # standardized training codes
+    mean: torch.Tensor
+    std: torch.Tensor
+    bandwidth: float
+    rule: str
+
+    @classmethod
+    def fit(cls, train_codes: torch.Tensor, bandwidth: Union[float, str], val_codes: Optional[torch.Tensor] = None,
+            max_train: int = 10000, generator: Optional[torch.Generator] = None) -> "LatentKDE":
+        if train_codes.ndim != 2 or len(train_codes) < 2:
+            raise OddpixError("the KDE needs at least two latent codes from the training split")
+        train_codes = train_codes.double()
+        mean = train_codes.mean(0)
+        std = train_codes.std(0).clamp_min(1e-8)
+        data = (train_codes - mean) / std
+        if len(data) > max_train:  # a seeded subsample bounds memory and time
+            idx = torch.randperm(len(data), generator=generator)[:max_train]
+            data = data[torch.sort(idx).values]
+        n, d = data.shape
+        if isinstance(bandwidth, (int, float)):
+            h, rule = float(bandwidth), "fixed"
+        elif bandwidth in ("scott", "silverman"):
+            h, rule = rule_bandwidth(bandwidth, n, d), bandwidth
+        else:  # cv: maximize held-out log-likelihood of the validation codes
+            if val_codes is None or len(val_codes) == 0:
+                raise OddpixError("kde.bandwidth: 'cv' needs validation codes; use scott or silverman")
+            held = (val_codes.double() - mean) / std
+            base = rule_bandwidth("scott", n, d)
+            grid = [base * f for f in torch.logspace(-1, 1, 13, dtype=torch.float64).tolist()]
+            scores = [float(gaussian_log_density(held, data, g).mean()) for g in grid]
+            h, rule = grid[max(range(len(grid)), key=scores.__getitem__)], "cv"
+        return cls(data=data.float(), mean=mean.float(), std=std.float(), bandwidth=float(h), rule=rule)
+
+    def log_density(self, codes: torch.Tensor) -> torch.Tensor:
+        z = (codes.float() - self.mean) / self.std
+        return gaussian_log_density(z, self.data, self.bandwidth)
+
+    def state(self) -> dict:
+        return {"data": self.data, "mean": self.mean, "std": self.std, "bandwidth": self.bandwidth,
+                "rule": self.rule}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "LatentKDE":
+        return cls(**state)

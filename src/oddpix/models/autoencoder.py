@@ -1,0 +1,99 @@
+"""What every reconstruction autoencoder shares: loss, training step, scores, encode/reconstruct."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import TrainConfig, num
+from ..training import FitContext, train_loop
+from .base import Detector, FitData
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig(TrainConfig):
+    latent_dim: int = num(32, ge=1)
+    loss: Literal["bce", "mse"] = "bce"
+    output: Literal["sigmoid", "linear"] = "sigmoid"
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.loss == "bce" and self.output != "sigmoid":
+            return [("loss", "'bce' needs output: sigmoid; valid choices with output: linear: mse")]
+        return []
+
+
+class AutoencoderDetector(Detector):
+    """Subclasses build ``self.encoder`` (image -> latent) and ``self.decoder`` (latent -> logits)."""
+
+    score_components = ("reconstruction", "bce", "mse")
+    has_encoder = True
+    encoder: nn.Module
+    decoder: nn.Module
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def _output(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(logits) if self.config.output == "sigmoid" else logits
+
+    def pixel_loss(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Per-pixel training loss (binary cross-entropy on logits, or squared error)."""
+        if self.config.loss == "bce":
+            return F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+        return (self._output(logits) - x).pow(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode_logits(self.encoder(x))
+
+    def fit(self, data: FitData, ctx: FitContext) -> list[dict]:
+        self.to(ctx.device)
+        opt = torch.optim.Adam(self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+
+        def step(batch: torch.Tensor) -> dict[str, float]:
+            loss = self.pixel_loss(self(batch), batch).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            return {"loss": loss.item()}
+
+        def val_loss(batch: torch.Tensor) -> torch.Tensor:
+            return self.pixel_loss(self(batch), batch).mean()
+
+        return train_loop(self, data.train_x, data.val_x, self.config, ctx, step, val_loss, name=self.name)
+
+    @torch.no_grad()
+    def score(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``reconstruction``: the training loss minus its floor, so a perfect reconstruction scores 0.
+
+        For BCE that floor is the image's own pixel entropy: raw per-image BCE (kept as ``bce``) ranks
+        images by how much grey they contain rather than by how badly they were reconstructed (on
+        Fashion-MNIST, T-shirt normal, raw BCE scores AUROC 0.49, the excess 0.90). The excess is the
+        per-pixel KL divergence between Bernoulli(x) and Bernoulli(x_hat). ``mse`` is the squared error.
+        """
+        logits = self(x)
+        dims = tuple(range(1, x.ndim))
+        out = {"mse": (self._output(logits) - x).pow(2).mean(dim=dims)}
+        if self.config.loss == "bce":
+            bce = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+            target = x.clamp(0.0, 1.0)
+            entropy = -(torch.xlogy(target, target) + torch.xlogy(1 - target, 1 - target))
+            out["bce"] = bce.mean(dim=dims)
+            out["reconstruction"] = (bce - entropy).mean(dim=dims)
+        else:
+            out["bce"] = F.binary_cross_entropy(self._output(logits).clamp(1e-6, 1 - 1e-6), x.clamp(0.0, 1.0),
+                                                reduction="none").mean(dim=dims)
+            out["reconstruction"] = out["mse"]
+        return out
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x).flatten(1)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> Optional[torch.Tensor]:
+        return self._output(self(x))
+

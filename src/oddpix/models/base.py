@@ -1,0 +1,55 @@
+"""The one interface every detector implements.
+
+A detector is a ``torch.nn.Module`` with:
+
+* ``Config``: a frozen dataclass of its architecture and training knobs (``models.<name>`` in params);
+* ``fit(data, ctx)``: train on ``data.train_x`` (and ``data.val_x`` for early stopping); returns history;
+* ``score(x)``: a batch of images -> named per-image score components, higher = more anomalous;
+* ``encode(x)``: latent codes, for detectors with an encoder (``has_encoder``);
+* ``reconstruct(x)``: images in input space, for detectors that reconstruct (``None`` otherwise).
+
+Saving and loading go through :func:`oddpix.models.save_detector` / :func:`load_detector`, which store the
+weights together with the settings that built them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Optional
+
+import torch
+from torch import nn
+
+from ..training import FitContext
+
+
+@dataclass
+class FitData:
+    train_x: torch.Tensor
+    val_x: Optional[torch.Tensor] = None
+    train_y: Optional[torch.Tensor] = None
+    val_y: Optional[torch.Tensor] = None
+
+
+class Detector(nn.Module):
+    name: ClassVar[str]
+    Config: ClassVar[type]
+    score_components: ClassVar[tuple[str, ...]]
+    has_encoder: ClassVar[bool] = False
+
+    def __init__(self, config, input_shape: tuple[int, int, int]):
+        super().__init__()
+        self.config = config
+        self.input_shape = tuple(int(s) for s in input_shape)
+
+    def fit(self, data: FitData, ctx: FitContext) -> list[dict]:
+        raise NotImplementedError
+
+    def score(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{self.name} has no encoder")
+
+    def reconstruct(self, x: torch.Tensor) -> Optional[torch.Tensor]:
+        return None

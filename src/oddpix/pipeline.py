@@ -1,0 +1,264 @@
+"""One function per DVC stage: read the stage's inputs, call the library, write outputs atomically.
+
+The click scripts in ``stages/`` only parse paths and call these; all logic lives in the modules named
+for what they do (``data``, ``preprocess``, ``models``, ``density``, ``thresholds``, ``metrics``, ``plots``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .config import Params
+from .data.protocols import PROTOCOLS, SPLITS, Split, summarize
+from .data.sources import load_idx_dataset
+from .density import LatentKDE
+from .errors import OddpixError
+from .io import read_json, read_npz, read_torch, write_csv, write_figure, write_json, write_npz, write_torch
+from .metrics import curves, evaluate as evaluate_scores
+from .models import FitData, build_detector, load_detector, save_detector
+from .preprocess import Preprocessor
+from .runtime import batched, resolve_device, seed_everything
+from .thresholds import Threshold, fit_threshold
+from .training import FitContext
+
+META_COLUMNS = ("index", "y", "label", "kind")
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def needed_datasets(params: Params) -> list[str]:
+    return [params.data.dataset]
+
+
+# -- download -------------------------------------------------------------------------------------
+
+def download(params: Params, out_dir: str | Path, cache_dir: str | Path = "data/downloads") -> None:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in needed_datasets(params):
+        raw = load_idx_dataset(name, mirror=params.data.mirror, checksums=params.data.checksums,
+                               download=params.data.download, cache_dir=cache_dir)
+        write_npz(out_dir / f"{name}.npz", **raw.arrays())
+        log(f"{name}: {len(raw.x_train)} train + {len(raw.x_test)} test images from {raw.source}")
+
+
+def _read_raw(raw_dir: Path, name: str):
+    from .data.sources import RawDataset
+
+    path = raw_dir / f"{name}.npz"
+    if not path.exists():
+        raise OddpixError(f"{path} is missing; run the download stage (`dvc repro download`)")
+    arrays = read_npz(path)
+    return RawDataset(name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], str(path))
+
+
+# -- split ----------------------------------------------------------------------------------------
+
+def split(params: Params, raw_dir: str | Path, out_dir: str | Path, summary_path: str | Path) -> None:
+    raw = _read_raw(Path(raw_dir), params.data.dataset)
+    protocol = PROTOCOLS[params.data.protocol]
+    splits = protocol(raw, params.data.normal_classes, params.data.val_fraction, params.seed)
+    for name, part in splits.items():
+        write_npz(Path(out_dir) / f"{name}.npz", **part.arrays())
+    summary = summarize(splits)
+    write_json(summary_path, summary)
+    log("split: " + ", ".join(f"{n} {len(s)} ({int(s.y.sum())} anomalous)" for n, s in splits.items()))
+
+
+def read_split(directory: str | Path, name: str) -> Split:
+    path = Path(directory) / f"{name}.npz"
+    if not path.exists():
+        raise OddpixError(f"{path} is missing; run the stage that makes it (`dvc repro`)")
+    return Split.from_arrays(read_npz(path))
+
+
+# -- preprocess -----------------------------------------------------------------------------------
+
+def preprocess(params: Params, split_dir: str | Path, out_dir: str | Path) -> None:
+    out_dir = Path(out_dir)
+    parts = {name: read_split(split_dir, name) for name in SPLITS}
+    prep = Preprocessor.from_config(params.preprocess).fit(parts["train"].x[parts["train"].y == 0])
+    for name, part in parts.items():
+        x = prep.transform(part.x).numpy()
+        write_npz(out_dir / f"{name}.npz", x=x, y=part.y, label=part.label, kind=part.kind)
+    write_json(out_dir / "preprocess.json", prep.to_dict())
+    shape = tuple(prep.transform(parts["val"].x[:1]).shape[1:])
+    log(f"preprocess: images -> float32 {shape}, normalize={prep.normalize}")
+
+
+def read_prepared(directory: str | Path, name: str) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+    arrays = read_split(directory, name).arrays()
+    return torch.from_numpy(arrays.pop("x")), arrays
+
+
+# -- train ----------------------------------------------------------------------------------------
+
+def train(params: Params, prepared_dir: str | Path, model_path: str | Path, history_path: str | Path,
+          metrics_path: str | Path) -> None:
+    generator = seed_everything(params.seed)
+    device = resolve_device(params.device)
+    train_x, train_meta = read_prepared(prepared_dir, "train")
+    val_x, val_meta = read_prepared(prepared_dir, "val")
+    detector = build_detector(params.model, params.model_config, tuple(train_x.shape[1:]))
+    n_params = sum(p.numel() for p in detector.parameters())
+    log(f"train: {params.model} ({n_params:,} parameters) on {len(train_x)} images, device {device}")
+    start = time.perf_counter()
+    history = detector.fit(FitData(train_x, val_x, torch.from_numpy(train_meta["y"]),
+                                   torch.from_numpy(val_meta["y"])), FitContext(device, generator))
+    seconds = time.perf_counter() - start
+    detector.cpu()
+    save_detector(detector, model_path, preprocess=read_json(Path(prepared_dir) / "preprocess.json"),
+                  seed=params.seed)
+    frame = pd.DataFrame(history).drop(columns=["seconds"], errors="ignore")
+    write_csv(history_path, frame)
+    best = min(history, key=lambda r: r.get("val_loss", r.get("loss", 0.0)))
+    write_json(metrics_path, {"epochs_run": len(history), "best_epoch": int(best["epoch"]),
+                              **{f"final_{k}": float(v) for k, v in history[-1].items() if k not in ("epoch", "seconds")},
+                              "best_val_loss": float(best.get("val_loss", float("nan"))),
+                              "n_parameters": int(n_params)})
+    log(f"train: done in {seconds:.1f}s, best epoch {best['epoch']}")
+
+
+# -- encode (latents + KDE) -----------------------------------------------------------------------
+
+def encode(params: Params, prepared_dir: str | Path, model_path: str | Path, latents_path: str | Path,
+           kde_path: str | Path) -> None:
+    generator = seed_everything(params.seed)
+    device = resolve_device(params.device)
+    detector, _ = load_detector(model_path)
+    if not detector.has_encoder:
+        write_npz(latents_path)
+        write_torch(kde_path, {"fitted": False, "reason": f"{detector.name} has no encoder"})
+        log(f"encode: {detector.name} has no encoder; no latent codes or KDE")
+        return
+    detector.to(device)
+    codes = {}
+    for name in SPLITS:
+        x, _ = read_prepared(prepared_dir, name)
+        codes[name] = batched(detector.encode, x, params.score.batch_size, device)
+    write_npz(latents_path, **{k: v.numpy() for k, v in codes.items()})
+    if not params.kde.enabled:
+        write_torch(kde_path, {"fitted": False, "reason": "kde.enabled is false"})
+        log(f"encode: {codes['train'].shape[1]}-d latent codes written; KDE disabled")
+        return
+    kde = LatentKDE.fit(codes["train"], params.kde.bandwidth, codes["val"], params.kde.max_train, generator)
+    write_torch(kde_path, {"fitted": True, **kde.state()})
+    log(f"encode: {codes['train'].shape[1]}-d codes, KDE on {len(kde.data)} train codes, "
+        f"bandwidth {kde.bandwidth:.4g} ({kde.rule})")
+
+
+def load_kde(kde_path: str | Path) -> LatentKDE | None:
+    state = read_torch(kde_path)
+    if not state.pop("fitted", False):
+        return None
+    return LatentKDE.from_state(state)
+
+
+# -- score ----------------------------------------------------------------------------------------
+
+def score(params: Params, prepared_dir: str | Path, model_path: str | Path, latents_path: str | Path,
+          kde_path: str | Path, out_dir: str | Path) -> None:
+    seed_everything(params.seed)
+    device = resolve_device(params.device)
+    detector, _ = load_detector(model_path)
+    detector.to(device)
+    kde = load_kde(kde_path)
+    latents = read_npz(latents_path) if kde is not None else {}
+    for name in ("val", "test"):
+        x, meta = read_prepared(prepared_dir, name)
+        comps = batched(detector.score, x, params.score.batch_size, device)
+        if kde is not None:
+            comps["density"] = -kde.log_density(torch.from_numpy(latents[name]))
+        frame = pd.DataFrame({"index": np.arange(len(x)), "y": meta["y"], "label": meta["label"],
+                              "kind": meta["kind"], **{k: v.double().numpy() for k, v in comps.items()}})
+        write_csv(Path(out_dir) / f"{name}.csv", frame)
+        log(f"score: {name}: {len(frame)} images, components {', '.join(comps)}")
+
+
+def read_scores(directory: str | Path, name: str) -> pd.DataFrame:
+    path = Path(directory) / f"{name}.csv"
+    if not path.exists():
+        raise OddpixError(f"{path} is missing; run the score stage (`dvc repro score`)")
+    return pd.read_csv(path, keep_default_na=False)
+
+
+def _component(frame: pd.DataFrame, component: str, path: str) -> np.ndarray:
+    if component not in frame.columns:
+        comps = [c for c in frame.columns if c not in META_COLUMNS]
+        raise OddpixError(f"score.component: {component!r} is not in {path}; valid choices: {', '.join(comps)}")
+    return frame[component].to_numpy(dtype=np.float64)
+
+
+# -- threshold ------------------------------------------------------------------------------------
+
+def threshold(params: Params, scores_dir: str | Path, out_path: str | Path) -> None:
+    val = read_scores(scores_dir, "val")
+    values = _component(val, params.score.component, f"{scores_dir}/val.csv")
+    thr = fit_threshold(params.threshold, values[val["y"].to_numpy() == 0], params.score.component)
+    write_json(out_path, thr.to_dict())
+    bounds = f"[{thr.low:.5g}, {thr.high:.5g}]" if thr.low is not None else f"> {thr.high:.5g}"
+    log(f"threshold: {thr.rule} on {thr.component}: anomalous when outside {bounds}"
+        if thr.low is not None else f"threshold: {thr.rule} on {thr.component}: anomalous when {bounds}")
+
+
+# -- evaluate -------------------------------------------------------------------------------------
+
+def evaluate(params: Params, scores_dir: str | Path, threshold_path: str | Path, metrics_path: str | Path,
+             curves_dir: str | Path) -> dict:
+    test = read_scores(scores_dir, "test")
+    thr = Threshold.from_dict(read_json(threshold_path))
+    s = _component(test, thr.component, f"{scores_dir}/test.csv")
+    y = test["y"].to_numpy()
+    comps = {c: test[c].to_numpy(dtype=np.float64) for c in test.columns if c not in META_COLUMNS}
+    result = evaluate_scores(y, s, thr.predict(s), test["kind"].to_numpy(), comps)
+    metrics = {"model": params.model, "component": thr.component, "threshold_rule": thr.rule,
+               "threshold": thr.high, **({"threshold_low": thr.low} if thr.low is not None else {}), **result}
+    write_json(metrics_path, metrics)
+    roc, pr = curves(y, s)
+    write_csv(Path(curves_dir) / "roc.csv", roc)
+    write_csv(Path(curves_dir) / "pr.csv", pr)
+    log(f"evaluate: AUROC {result['auroc']:.4f}  AUPRC {result['auprc']:.4f}  accuracy {result['accuracy']:.4f}  "
+        f"F1 {result['f1']:.4f}  ({thr.rule} threshold {thr.high:.5g})")
+    return metrics
+
+
+# -- plots ----------------------------------------------------------------------------------------
+
+def plots(params: Params, prepared_dir: str | Path, model_path: str | Path, scores_dir: str | Path,
+          threshold_path: str | Path, out_dir: str | Path) -> None:
+    from . import plots as figures
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    val, test = read_scores(scores_dir, "val"), read_scores(scores_dir, "test")
+    thr = Threshold.from_dict(read_json(threshold_path))
+    s_val = _component(val, thr.component, "val.csv")
+    s_test = _component(test, thr.component, "test.csv")
+    y = test["y"].to_numpy()
+    fig = figures.score_histogram(s_val[val["y"].to_numpy() == 0], s_test[y == 0], s_test[y == 1], thr,
+                                  title=f"{params.model} on {params.data.dataset}")
+    write_figure(out_dir / "score_histogram.png", fig, params.plots.dpi)
+    figures.plt.close(fig)
+
+    detector, extra = load_detector(model_path)
+    x, _ = read_prepared(prepared_dir, "test")
+    rng = np.random.default_rng(params.seed)
+    n = params.plots.n_images
+    pick = np.concatenate([rng.permutation(np.flatnonzero(y == 0))[: (n + 1) // 2],
+                           rng.permutation(np.flatnonzero(y == 1))[: n // 2]])
+    recon = detector.reconstruct(x[pick])
+    if recon is not None:
+        prep = Preprocessor.from_dict(extra["preprocess"])
+        labels = [f"{'anomaly' if y[i] else 'normal'} {test['kind'][i] if y[i] else ''}".strip() for i in pick]
+        fig = figures.reconstruction_grid(prep.inverse(x[pick]).numpy(), prep.inverse(recon).numpy(),
+                                          s_test[pick], labels)
+        write_figure(out_dir / "reconstructions.png", fig, params.plots.dpi)
+        figures.plt.close(fig)
+    log(f"plots: written to {out_dir}")

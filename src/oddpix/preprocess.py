@@ -1,0 +1,79 @@
+"""Normalization, resizing and channel conversion, fitted on the training split only.
+
+A :class:`Preprocessor` is fitted once (``standardize`` statistics come from the training normals),
+saved as a small dict, and stored with the model weights so that scoring a new image later applies
+exactly the same transform as evaluation did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import PreprocessConfig
+
+
+@dataclass
+class Preprocessor:
+    normalize: str = "unit"
+    image_size: Optional[int] = None
+    channels: Optional[int] = None
+    mean: list[float] = field(default_factory=list)
+    std: list[float] = field(default_factory=list)
+
+    @classmethod
+    def from_config(cls, cfg: PreprocessConfig) -> "Preprocessor":
+        return cls(normalize=cfg.normalize, image_size=cfg.image_size, channels=cfg.channels)
+
+    def to_dict(self) -> dict:
+        return {"normalize": self.normalize, "image_size": self.image_size, "channels": self.channels,
+                "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Preprocessor":
+        return cls(**data)
+
+    def _to_unit(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 N x H x W x C -> float32 N x C x H' x W' in [0, 1], resized and channel-converted."""
+        t = torch.as_tensor(np.ascontiguousarray(x) if isinstance(x, np.ndarray) else x)
+        if t.ndim == 3:
+            t = t.unsqueeze(-1)
+        t = t.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
+        if self.channels is not None and t.shape[1] != self.channels:
+            if self.channels == 1:
+                t = t.mean(dim=1, keepdim=True)
+            elif t.shape[1] == 1:
+                t = t.expand(-1, self.channels, -1, -1)
+            else:
+                raise ValueError(f"cannot convert {t.shape[1]} channels to {self.channels}")
+        if self.image_size is not None and tuple(t.shape[-2:]) != (self.image_size, self.image_size):
+            t = F.interpolate(t, size=(self.image_size, self.image_size), mode="bilinear", antialias=True,
+                              align_corners=False).clamp_(0.0, 1.0)
+        return t.contiguous()
+
+    def fit(self, x_train: np.ndarray) -> "Preprocessor":
+        if self.normalize == "standardize":
+            t = self._to_unit(x_train)
+            self.mean = t.mean(dim=(0, 2, 3)).tolist()
+            self.std = t.std(dim=(0, 2, 3)).clamp_min(1e-6).tolist()
+        return self
+
+    def transform(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
+        t = self._to_unit(x)
+        if self.normalize == "standardize":
+            if not self.mean:
+                raise RuntimeError("Preprocessor.transform called before fit")
+            mean = torch.tensor(self.mean).view(1, -1, 1, 1)
+            std = torch.tensor(self.std).view(1, -1, 1, 1)
+            t = (t - mean) / std
+        return t
+
+    def inverse(self, t: torch.Tensor) -> torch.Tensor:
+        """Back to [0, 1] pixels for pictures."""
+        if self.normalize == "standardize":
+            t = t * torch.tensor(self.std).view(1, -1, 1, 1) + torch.tensor(self.mean).view(1, -1, 1, 1)
+        return t.clamp(0.0, 1.0)

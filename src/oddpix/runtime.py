@@ -1,0 +1,56 @@
+"""Seeds, devices and batched evaluation: the small pieces every stage shares."""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .errors import OddpixError
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch, make torch deterministic, and return a seeded CPU generator."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if torch.backends.cudnn.is_available():
+        torch.backends.cudnn.benchmark = False
+    return torch.Generator().manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then Apple's MPS, then the CPU; an explicit device must exist."""
+    cuda = torch.cuda.is_available()
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if name == "cuda" and not cuda:
+        raise OddpixError("device: 'cuda' was asked for but no CUDA GPU is visible; use device: auto or cpu")
+    if name == "mps" and not mps:
+        raise OddpixError("device: 'mps' was asked for but Apple MPS is not available; use device: auto or cpu")
+    return torch.device(name)
+
+
+def batched(fn: Callable[[torch.Tensor], torch.Tensor | dict[str, torch.Tensor]], x: torch.Tensor,
+            batch_size: int, device: torch.device | None = None):
+    """Apply ``fn`` to ``x`` in batches (moved to ``device``) and concatenate the CPU results.
+
+    ``fn`` returns a tensor or a dict of tensors; the result has the same shape.
+    """
+    outs: list = []
+    for start in range(0, len(x), batch_size):
+        batch = x[start:start + batch_size]
+        if device is not None:
+            batch = batch.to(device, non_blocking=True)
+        outs.append(fn(batch))
+    if not outs:
+        raise OddpixError("nothing to evaluate: the input has no images")
+    if isinstance(outs[0], dict):
+        return {k: torch.cat([o[k].detach().cpu() for o in outs]) for k in outs[0]}
+    return torch.cat([o.detach().cpu() for o in outs])

@@ -1,0 +1,86 @@
+"""The shared training loop: in-memory batches, progress, one log line per epoch, early stopping.
+
+Detectors supply a ``train_step`` (one optimisation step on a batch, returns its losses) and a
+``val_loss`` (mean loss of a batch without gradients); the loop does the rest the same way for every
+model: seeded shuffling of whole-dataset tensors (no DataLoader, no per-image Python), a tqdm bar,
+``epoch 3/20 loss=... val_loss=...`` lines, and early stopping on the validation loss that restores the
+best weights. The validation split holds only training-set images, never test images.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import torch
+from tqdm.auto import tqdm
+
+from .config import TrainConfig
+
+
+@dataclass
+class FitContext:
+    device: torch.device
+    generator: torch.Generator
+    log: Callable[[str], None] = field(default=lambda msg: print(msg, flush=True))
+    progress: Optional[bool] = None  # None: a bar only when stderr is a terminal
+
+
+def train_loop(module: torch.nn.Module, train_x: torch.Tensor, val_x: Optional[torch.Tensor], cfg: TrainConfig,
+               ctx: FitContext, train_step: Callable[[torch.Tensor], dict[str, float]],
+               val_loss: Callable[[torch.Tensor], torch.Tensor], name: str = "train") -> list[dict]:
+    """Run ``cfg.epochs`` epochs; returns the history (one dict per epoch)."""
+    device = ctx.device
+    train_x = train_x.to(device)
+    val_x = val_x.to(device) if val_x is not None and len(val_x) else None
+    n = len(train_x)
+    batches = max(1, math.ceil(n / cfg.batch_size))
+    history: list[dict] = []
+    best_val, best_state, best_epoch, bad_epochs = math.inf, None, 0, 0
+    show_bar = sys.stderr.isatty() if ctx.progress is None else ctx.progress
+    for epoch in range(1, cfg.epochs + 1):
+        start = time.perf_counter()
+        module.train()
+        order = torch.randperm(n, generator=ctx.generator).to(device)
+        sums: dict[str, float] = {}
+        bar = tqdm(range(batches), desc=f"{name} epoch {epoch}/{cfg.epochs}", leave=False, disable=not show_bar,
+                   mininterval=0.5, file=sys.stderr)
+        for b in bar:
+            idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            losses = train_step(train_x[idx])
+            for key, value in losses.items():
+                sums[key] = sums.get(key, 0.0) + value * len(idx)
+            if show_bar:
+                bar.set_postfix(loss=f"{losses.get('loss', next(iter(losses.values()))):.4f}", refresh=False)
+        bar.close()
+        row = {"epoch": epoch, **{k: v / n for k, v in sums.items()}}
+        if val_x is not None:
+            module.eval()
+            with torch.no_grad():
+                total = 0.0
+                for s in range(0, len(val_x), cfg.batch_size):
+                    chunk = val_x[s:s + cfg.batch_size]
+                    total += float(val_loss(chunk)) * len(chunk)
+            row["val_loss"] = total / len(val_x)
+        row["seconds"] = round(time.perf_counter() - start, 3)
+        history.append(row)
+        ctx.log(f"{name} epoch {epoch}/{cfg.epochs} " + " ".join(
+            f"{k}={v:.5g}" for k, v in row.items() if k not in ("epoch", "seconds")) + f" ({row['seconds']:.1f}s)")
+        if val_x is not None:
+            if row["val_loss"] < best_val - 1e-7:
+                best_val, best_epoch, bad_epochs = row["val_loss"], epoch, 0
+                best_state = copy.deepcopy(module.state_dict())
+            else:
+                bad_epochs += 1
+                if bad_epochs >= cfg.patience:
+                    ctx.log(f"early stop: val_loss has not improved for {cfg.patience} epochs; "
+                            f"keeping epoch {best_epoch} (val_loss={best_val:.5g})")
+                    break
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    return history

@@ -1,0 +1,18 @@
+"""DVC stage download: find (mirror, system folder) or download the datasets; verify their checksums."""
+
+import click
+
+from oddpix import pipeline
+from oddpix.stage import stage_command
+
+
+@stage_command
+@click.option("--out", default="data/raw", show_default=True, help="folder for <dataset>.npz")
+@click.option("--cache", default="data/downloads", show_default=True, help="where torchvision downloads go")
+def main(params, out, cache):
+    """Materialize the raw datasets as uint8 arrays."""
+    pipeline.download(params, out, cache)
+
+
+if __name__ == "__main__":
+    main()

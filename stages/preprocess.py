@@ -1,0 +1,18 @@
+"""DVC stage preprocess: scale, resize and normalize the splits (statistics from train only)."""
+
+import click
+
+from oddpix import pipeline
+from oddpix.stage import stage_command
+
+
+@stage_command
+@click.option("--split", "split_dir", default="data/split", show_default=True)
+@click.option("--out", default="data/prepared", show_default=True)
+def main(params, split_dir, out):
+    """Turn uint8 images into the float tensors the models take."""
+    pipeline.preprocess(params, split_dir, out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""DVC stage score: per-image anomaly score components for the validation and test splits."""
+
+import click
+
+from oddpix import pipeline
+from oddpix.stage import stage_command
+
+
+@stage_command
+@click.option("--data", "data_dir", default="data/prepared", show_default=True)
+@click.option("--model", "model_path", default="models/detector.pt", show_default=True)
+@click.option("--latents", default="data/latents.npz", show_default=True)
+@click.option("--kde", "kde_path", default="models/kde.pt", show_default=True)
+@click.option("--out", default="data/scores", show_default=True)
+def main(params, data_dir, model_path, latents, kde_path, out):
+    """Score val and test images in batches."""
+    pipeline.score(params, data_dir, model_path, latents, kde_path, out)
+
+
+if __name__ == "__main__":
+    main()

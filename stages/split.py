@@ -1,0 +1,19 @@
+"""DVC stage split: build the labeled train / val / test splits of the anomaly protocol."""
+
+import click
+
+from oddpix import pipeline
+from oddpix.stage import stage_command
+
+
+@stage_command
+@click.option("--raw", default="data/raw", show_default=True)
+@click.option("--out", default="data/split", show_default=True)
+@click.option("--summary", default="metrics/split.json", show_default=True)
+def main(params, raw, out, summary):
+    """Split by protocol; write counts per label and kind."""
+    pipeline.split(params, raw, out, summary)
+
+
+if __name__ == "__main__":
+    main()
