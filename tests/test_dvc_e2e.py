@@ -1,0 +1,102 @@
+"""`dvc repro`, a no-op `dvc repro`, `dvc exp run -S model=ae` and `dvc metrics diff` in a temporary git repo."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import TINY_MODELS
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "stages", "src"]
+
+pytestmark = pytest.mark.slow
+
+
+def sh(*args, cwd, env, check=True):
+    proc = subprocess.run(list(args), cwd=cwd, env=env, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def repo(tmp_path, mirror):
+    work = tmp_path / "project"
+    work.mkdir()
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(src, work / name)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["device"] = "cpu"
+    params["data"].update(mirror=str(mirror), checksums="mirror", download=False)
+    for name, overrides in TINY_MODELS.items():
+        params["models"][name].update(overrides)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = dict(os.environ)
+    env.pop("ODDPIX_DATA_MIRROR", None)
+    env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}", PYTHONPATH=str(work / "src"),
+               GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@e", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@e",
+               DVC_NO_ANALYTICS="1")
+    sh("git", "init", "-q", cwd=work, env=env)
+    sh("dvc", "init", "-q", cwd=work, env=env)
+    sh("git", "add", "-A", cwd=work, env=env)
+    sh("git", "commit", "-qm", "project", cwd=work, env=env)
+    return work, env
+
+
+def metrics(work):
+    return json.loads((work / "metrics/metrics.json").read_text())
+
+
+def test_repro_noop_experiment_and_diff(repo):
+    work, env = repo
+    out = sh("dvc", "repro", cwd=work, env=env).stdout
+    assert "Running stage 'plots'" in out and "evaluate: AUROC" in out
+    cae = metrics(work)
+    assert cae["model"] == "cae" and cae["auroc"] > 0.9 and cae["n_test"] == 300
+    for key in ("auroc", "auprc", "accuracy", "precision", "recall", "f1", "threshold"):
+        assert isinstance(cae[key], float)
+    split = json.loads((work / "metrics/split.json").read_text())
+    assert split["test_n"] == 300 and split["train_anomaly"] == 0
+    assert (work / "plots/images/score_histogram.png").stat().st_size > 5000
+    assert (work / "plots/curves/roc.csv").read_text().startswith("fpr,tpr")
+    rendered = json.loads(sh("dvc", "plots", "show", "--json", cwd=work, env=env).stdout)["data"]
+    assert {"ROC", "Precision-Recall", "plots/images/score_histogram.png", "plots/images/reconstructions.png",
+            "plots/train/history.csv"} <= set(rendered)
+    assert rendered["ROC"][0]["type"] == "vega" and '"tpr"' in json.dumps(rendered["ROC"][0]["content"])
+
+    # nothing changed: nothing runs
+    again = sh("dvc", "repro", cwd=work, env=env).stdout
+    assert "Running stage" not in again and "up to date" in again
+
+    sh("git", "add", "-A", cwd=work, env=env)
+    sh("git", "commit", "-qm", "cae results", cwd=work, env=env)
+    exp = sh("dvc", "exp", "run", "-S", "model=ae", cwd=work, env=env).stdout
+    assert "Running stage 'train'" in exp and "Running stage 'download'" not in exp
+    ae = metrics(work)
+    assert ae["model"] == "ae" and ae["auroc"] > 0.9 and ae["auroc"] != cae["auroc"]
+    diff = json.loads(sh("dvc", "metrics", "diff", "--json", cwd=work, env=env).stdout)
+    auroc = diff["metrics/metrics.json"]["auroc"]
+    assert auroc["old"] == pytest.approx(cae["auroc"]) and auroc["new"] == pytest.approx(ae["auroc"])
+
+
+def test_bad_params_stop_dvc_repro_with_the_key(repo):
+    work, env = repo
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["models"]["cae"]["lr"] = -1
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = sh("dvc", "repro", cwd=work, env=env, check=False)
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert "error: params: models.cae.lr: -1.0 is out of range; it must be > 0.0" in output
+    assert "Traceback" not in output
+    assert not (work / "data/raw").exists()  # the first stage stopped before writing anything
