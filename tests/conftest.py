@@ -39,6 +39,36 @@ def tiny_params():
     return make
 
 
+def run_pipeline(params, root):
+    """Every stage function in order, outputs under ``root``; returns the metrics."""
+    from oddpix import pipeline
+
+    d = root
+    pipeline.download(params, d / "raw", d / "cache")
+    pipeline.split(params, d / "raw", d / "split", d / "metrics/split.json")
+    pipeline.preprocess(params, d / "split", d / "prepared")
+    pipeline.train(params, d / "prepared", d / "models/detector.pt", d / "plots/history.csv", d / "metrics/train.json")
+    pipeline.encode(params, d / "prepared", d / "models/detector.pt", d / "latents.npz", d / "models/kde.pt")
+    pipeline.score(params, d / "prepared", d / "models/detector.pt", d / "latents.npz", d / "models/kde.pt",
+                   d / "scores")
+    pipeline.threshold(params, d / "scores", d / "models/threshold.json")
+    metrics = pipeline.evaluate(params, d / "scores", d / "models/threshold.json", d / "metrics/metrics.json",
+                                d / "curves")
+    pipeline.plots(params, d / "prepared", d / "models/detector.pt", d / "scores", d / "models/threshold.json",
+                   d / "latents.npz", d / "models/kde.pt", d / "images")
+    return metrics
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, patterns):
+    """The whole pipeline run once on generated data (tiny cae): (folder, metrics)."""
+    root = tmp_path_factory.mktemp("trained")
+    write_idx_folder(patterns, root / "mirror" / "fashion-mnist")
+    params = parse_params({"device": "cpu", "models": TINY_MODELS,
+                           "data": {"mirror": str(root / "mirror"), "checksums": "mirror", "download": False}})
+    return root, run_pipeline(params, root)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_seed():
     torch.manual_seed(0)

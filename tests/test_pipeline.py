@@ -9,32 +9,15 @@ import pytest
 
 from oddpix import pipeline
 from oddpix.io import read_json
+from tests.conftest import run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_all(params, root: Path) -> dict:
-    d = root
-    pipeline.download(params, d / "raw", d / "cache")
-    pipeline.split(params, d / "raw", d / "split", d / "metrics/split.json")
-    pipeline.preprocess(params, d / "split", d / "prepared")
-    pipeline.train(params, d / "prepared", d / "models/detector.pt", d / "plots/history.csv", d / "metrics/train.json")
-    pipeline.encode(params, d / "prepared", d / "models/detector.pt", d / "latents.npz", d / "models/kde.pt")
-    pipeline.score(params, d / "prepared", d / "models/detector.pt", d / "latents.npz", d / "models/kde.pt",
-                   d / "scores")
-    pipeline.threshold(params, d / "scores", d / "models/threshold.json")
-    metrics = pipeline.evaluate(params, d / "scores", d / "models/threshold.json", d / "metrics/metrics.json",
-                                d / "curves")
-    pipeline.plots(params, d / "prepared", d / "models/detector.pt", d / "scores", d / "models/threshold.json",
-                   d / "images")
-    return metrics
-
-
-def test_pipeline_functions_end_to_end_and_deterministic(tmp_path, mirror, tiny_params):
+def test_pipeline_functions_end_to_end_and_deterministic(tmp_path, mirror, tiny_params, trained):
     params = tiny_params(data={"mirror": str(mirror), "checksums": "mirror", "download": False})
-    first = run_all(params, tmp_path / "a")
-    second = run_all(params, tmp_path / "b")
-    assert first == second  # same params and seed: identical metrics
+    first = run_pipeline(params, tmp_path / "a")
+    assert first == trained[1]  # same params and seed: identical metrics
     assert first["auroc"] > 0.9 and first["model"] == "cae" and first["component"] == "reconstruction"
     assert first["n_test"] == 300 and first["tp"] + first["fn"] == 270
     assert read_json(tmp_path / "a/metrics/metrics.json") == first
@@ -44,12 +27,14 @@ def test_pipeline_functions_end_to_end_and_deterministic(tmp_path, mirror, tiny_
     assert first["auroc_density"] > 0.8
     history = pd.read_csv(tmp_path / "a/plots/history.csv")
     assert list(history.columns) == ["epoch", "loss", "val_loss"] and len(history) >= 1
-    for png in ("score_histogram.png", "reconstructions.png"):
+    for png in ("score_histogram.png", "reconstructions.png", "extremes.png", "latent_space.png"):
         data = (tmp_path / "a/images" / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     thr = read_json(tmp_path / "a/models/threshold.json")
     val = pd.read_csv(tmp_path / "a/scores/val.csv")["reconstruction"]
-    assert thr["high"] == pytest.approx(val.mean() + 3 * val.std())
+    assert thr["bounds"][0]["high"] == pytest.approx(val.mean() + 3 * val.std())
+    confusion = pd.read_csv(tmp_path / "a/curves/confusion.csv")
+    assert len(confusion) == 300 and (confusion["predicted"] == "anomaly").sum() == first["tp"] + first["fp"]
 
 
 def test_stage_script_reports_bad_params_in_one_line(tmp_path):

@@ -42,3 +42,23 @@ def test_missing_normal_class_is_explained(patterns):
                                         patterns.y_train[patterns.y_train != 2], patterns.x_test, patterns.y_test, "")
     with pytest.raises(OddpixError, match="class 2 has no training images"):
         one_vs_rest(patterns_without_2, [2], 0.1, 0)
+
+
+def test_labelled_validation_anomalies(patterns):
+    splits = one_vs_rest(patterns, [0], val_fraction=0.1, seed=0, val_anomaly_fraction=0.2)
+    val = splits["val"]
+    assert (val.y == 0).sum() == 10 and (val.y == 1).sum() == 2  # 2 of 12 = 20 % (rounded)
+    assert set(val.kind[val.y == 1]) <= {f"class:{c}" for c in range(1, 10)}
+    assert splits["train"].y.sum() == 0  # training stays normal
+    with pytest.raises(OddpixError, match="asks for"):
+        one_vs_rest(patterns, [0], val_fraction=0.1, seed=0, val_anomaly_fraction=0.01)
+
+
+def test_unsupervised_models_early_stop_on_normal_validation_images_only():
+    import torch
+
+    from oddpix.models import FitData
+
+    data = FitData(torch.zeros(4, 1, 2, 2), torch.arange(3.0).view(3, 1, 1, 1).expand(3, 1, 2, 2),
+                   val_y=torch.tensor([0, 1, 0]))
+    assert data.normal_val_x()[:, 0, 0, 0].tolist() == [0.0, 2.0]

@@ -50,6 +50,7 @@ class DataConfig:
     protocol: Literal["one_vs_rest"] = "one_vs_rest"
     normal_classes: list[int] = items([0], ge=0, min_len=1)
     val_fraction: float = num(0.1, gt=0.0, lt=1.0)
+    val_anomaly_fraction: float = num(0.0, ge=0.0, lt=0.9)
     mirror: Optional[str] = None
     checksums: Literal["original", "mirror", "off"] = "original"
     download: bool = True
@@ -88,10 +89,21 @@ class ScoreConfig:
 
 @dataclass(frozen=True)
 class ThresholdConfig:
-    rule: Literal["zscore", "percentile"] = "zscore"
+    rule: Literal["zscore", "percentile", "fixed", "otsu", "best_f1", "dual"] = "zscore"
     k: float = num(3.0, gt=0.0)
     two_sided: bool = False
     percentile: float = num(95.0, gt=0.0, lt=100.0)
+    contamination: Optional[float] = num(None, gt=0.0, lt=0.5)
+    value: Optional[float] = None
+    dual_components: list[str] = field(default_factory=lambda: ["reconstruction", "density"])
+    dual_rule: Literal["zscore", "percentile"] = "percentile"
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.rule == "fixed" and self.value is None:
+            return [("value", "rule 'fixed' needs a number here")]
+        if self.rule == "dual" and len(set(self.dual_components)) < 2:
+            return [("dual_components", "rule 'dual' needs two different score components")]
+        return []
 
 
 @dataclass(frozen=True)
@@ -269,6 +281,14 @@ def _check_cross_section(params: Params, registry: Mapping[str, type]) -> None:
     if params.score.component not in components:
         _fail("score.component", f"{params.score.component!r} is not produced by model {params.model!r}; "
               f"valid choices: {', '.join(components)}")
+    if params.threshold.rule == "dual":
+        for name in params.threshold.dual_components:
+            if name not in components:
+                _fail("threshold.dual_components", f"{name!r} is not produced by model {params.model!r}; "
+                      f"valid choices: {', '.join(components)}")
+    if params.threshold.rule == "best_f1" and params.data.val_anomaly_fraction == 0:
+        _fail("threshold.rule", "best_f1 needs labelled anomalies in the validation split; set "
+              "data.val_anomaly_fraction (e.g. 0.1) or use zscore, percentile, fixed, otsu or dual")
     loss = getattr(params.model_config, "loss", None)
     if loss == "bce" and params.preprocess.normalize != "unit":
         _fail(f"models.{params.model}.loss", "'bce' needs pixels in [0, 1]; set preprocess.normalize: unit "

@@ -19,7 +19,7 @@ from .data.sources import load_idx_dataset
 from .density import LatentKDE
 from .errors import OddpixError
 from .io import read_json, read_npz, read_torch, write_csv, write_figure, write_json, write_npz, write_torch
-from .metrics import curves, evaluate as evaluate_scores
+from .metrics import curves, evaluate as evaluate_scores, metric_key
 from .models import FitData, build_detector, load_detector, save_detector
 from .preprocess import Preprocessor
 from .runtime import batched, resolve_device, seed_everything
@@ -64,7 +64,8 @@ def _read_raw(raw_dir: Path, name: str):
 def split(params: Params, raw_dir: str | Path, out_dir: str | Path, summary_path: str | Path) -> None:
     raw = _read_raw(Path(raw_dir), params.data.dataset)
     protocol = PROTOCOLS[params.data.protocol]
-    splits = protocol(raw, params.data.normal_classes, params.data.val_fraction, params.seed)
+    splits = protocol(raw, params.data.normal_classes, params.data.val_fraction, params.seed,
+                      params.data.val_anomaly_fraction)
     for name, part in splits.items():
         write_npz(Path(out_dir) / f"{name}.npz", **part.arrays())
     summary = summarize(splits)
@@ -140,15 +141,18 @@ def encode(params: Params, prepared_dir: str | Path, model_path: str | Path, lat
         return
     detector.to(device)
     codes = {}
+    normal_val = None
     for name in SPLITS:
-        x, _ = read_prepared(prepared_dir, name)
+        x, meta = read_prepared(prepared_dir, name)
         codes[name] = batched(detector.encode, x, params.score.batch_size, device)
+        if name == "val":
+            normal_val = codes[name][torch.from_numpy(meta["y"] == 0)]
     write_npz(latents_path, **{k: v.numpy() for k, v in codes.items()})
     if not params.kde.enabled:
         write_torch(kde_path, {"fitted": False, "reason": "kde.enabled is false"})
         log(f"encode: {codes['train'].shape[1]}-d latent codes written; KDE disabled")
         return
-    kde = LatentKDE.fit(codes["train"], params.kde.bandwidth, codes["val"], params.kde.max_train, generator)
+    kde = LatentKDE.fit(codes["train"], params.kde.bandwidth, normal_val, params.kde.max_train, generator)
     write_torch(kde_path, {"fitted": True, **kde.state()})
     log(f"encode: {codes['train'].shape[1]}-d codes, KDE on {len(kde.data)} train codes, "
         f"bandwidth {kde.bandwidth:.4g} ({kde.rule})")
@@ -189,6 +193,10 @@ def read_scores(directory: str | Path, name: str) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=False)
 
 
+def _components(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    return {c: frame[c].to_numpy(dtype=np.float64) for c in frame.columns if c not in META_COLUMNS}
+
+
 def _component(frame: pd.DataFrame, component: str, path: str) -> np.ndarray:
     if component not in frame.columns:
         comps = [c for c in frame.columns if c not in META_COLUMNS]
@@ -200,12 +208,12 @@ def _component(frame: pd.DataFrame, component: str, path: str) -> np.ndarray:
 
 def threshold(params: Params, scores_dir: str | Path, out_path: str | Path) -> None:
     val = read_scores(scores_dir, "val")
-    values = _component(val, params.score.component, f"{scores_dir}/val.csv")
-    thr = fit_threshold(params.threshold, values[val["y"].to_numpy() == 0], params.score.component)
+    _component(val, params.score.component, f"{scores_dir}/val.csv")  # a readable error if it is missing
+    thr = fit_threshold(params.threshold, _components(val), params.score.component, val["y"].to_numpy())
     write_json(out_path, thr.to_dict())
-    bounds = f"[{thr.low:.5g}, {thr.high:.5g}]" if thr.low is not None else f"> {thr.high:.5g}"
-    log(f"threshold: {thr.rule} on {thr.component}: anomalous when outside {bounds}"
-        if thr.low is not None else f"threshold: {thr.rule} on {thr.component}: anomalous when {bounds}")
+    rules = [f"{b.component} > {b.high:.5g}" + (f" or < {b.low:.5g}" if b.low is not None else "")
+             for b in thr.bounds]
+    log(f"threshold: {thr.rule}: anomalous when " + " or ".join(rules))
 
 
 # -- evaluate -------------------------------------------------------------------------------------
@@ -214,16 +222,26 @@ def evaluate(params: Params, scores_dir: str | Path, threshold_path: str | Path,
              curves_dir: str | Path) -> dict:
     test = read_scores(scores_dir, "test")
     thr = Threshold.from_dict(read_json(threshold_path))
-    s = _component(test, thr.component, f"{scores_dir}/test.csv")
+    comps = _components(test)
+    for name in thr.components:
+        _component(test, name, f"{scores_dir}/test.csv")
+    s = thr.ranking(comps)
     y = test["y"].to_numpy()
-    comps = {c: test[c].to_numpy(dtype=np.float64) for c in test.columns if c not in META_COLUMNS}
-    result = evaluate_scores(y, s, thr.predict(s), test["kind"].to_numpy(), comps)
+    predicted = thr.predict(comps)
+    result = evaluate_scores(y, s, predicted, test["kind"].to_numpy(), comps)
+    bounds = {}
+    if len(thr.bounds) > 1:
+        for b in thr.bounds:
+            bounds[f"threshold_{metric_key(b.component)}"] = b.high
     metrics = {"model": params.model, "component": thr.component, "threshold_rule": thr.rule,
-               "threshold": thr.high, **({"threshold_low": thr.low} if thr.low is not None else {}), **result}
+               "threshold": thr.high, **({"threshold_low": thr.low} if thr.low is not None else {}), **bounds,
+               **result}
     write_json(metrics_path, metrics)
     roc, pr = curves(y, s)
     write_csv(Path(curves_dir) / "roc.csv", roc)
     write_csv(Path(curves_dir) / "pr.csv", pr)
+    names = np.array(["normal", "anomaly"])
+    write_csv(Path(curves_dir) / "confusion.csv", pd.DataFrame({"actual": names[y], "predicted": names[predicted]}))
     log(f"evaluate: AUROC {result['auroc']:.4f}  AUPRC {result['auprc']:.4f}  accuracy {result['accuracy']:.4f}  "
         f"F1 {result['f1']:.4f}  ({thr.rule} threshold {thr.high:.5g})")
     return metrics
@@ -231,34 +249,75 @@ def evaluate(params: Params, scores_dir: str | Path, threshold_path: str | Path,
 
 # -- plots ----------------------------------------------------------------------------------------
 
+def _kind_label(kind: str, classes: tuple[str, ...] | None) -> str:
+    if kind.startswith("class:") and classes:
+        k = int(kind.split(":", 1)[1])
+        return classes[k] if 0 <= k < len(classes) else kind
+    return kind
+
+
 def plots(params: Params, prepared_dir: str | Path, model_path: str | Path, scores_dir: str | Path,
-          threshold_path: str | Path, out_dir: str | Path) -> None:
+          threshold_path: str | Path, latents_path: str | Path, kde_path: str | Path, out_dir: str | Path) -> None:
     from . import plots as figures
+    from .data.sources import DATASETS
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    dpi = params.plots.dpi
+
+    def save(name: str, fig) -> None:
+        write_figure(out_dir / name, fig, dpi)
+        figures.plt.close(fig)
+
     val, test = read_scores(scores_dir, "val"), read_scores(scores_dir, "test")
     thr = Threshold.from_dict(read_json(threshold_path))
-    s_val = _component(val, thr.component, "val.csv")
-    s_test = _component(test, thr.component, "test.csv")
-    y = test["y"].to_numpy()
-    fig = figures.score_histogram(s_val[val["y"].to_numpy() == 0], s_test[y == 0], s_test[y == 1], thr,
-                                  title=f"{params.model} on {params.data.dataset}")
-    write_figure(out_dir / "score_histogram.png", fig, params.plots.dpi)
-    figures.plt.close(fig)
+    y, y_val = test["y"].to_numpy(), val["y"].to_numpy()
+    title = f"{params.model} on {params.data.dataset}"
+    per = [(_component(val, b.component, "val.csv"), _component(test, b.component, "test.csv")) for b in thr.bounds]
+    save("score_histogram.png", figures.score_histogram(
+        [v[y_val == 0] for v, _ in per], [t[y == 0] for _, t in per], [t[y == 1] for _, t in per], thr.bounds,
+        thr.rule, title))
 
     detector, extra = load_detector(model_path)
+    prep = Preprocessor.from_dict(extra["preprocess"])
     x, _ = read_prepared(prepared_dir, "test")
-    rng = np.random.default_rng(params.seed)
+    ranking = thr.ranking(_components(test))
+    spec = DATASETS.get(params.data.dataset)
+    labels = [_kind_label(k, spec.classes if spec else None) for k in test["kind"]]
     n = params.plots.n_images
+
+    rng = np.random.default_rng(params.seed)
     pick = np.concatenate([rng.permutation(np.flatnonzero(y == 0))[: (n + 1) // 2],
                            rng.permutation(np.flatnonzero(y == 1))[: n // 2]])
     recon = detector.reconstruct(x[pick])
     if recon is not None:
-        prep = Preprocessor.from_dict(extra["preprocess"])
-        labels = [f"{'anomaly' if y[i] else 'normal'} {test['kind'][i] if y[i] else ''}".strip() for i in pick]
-        fig = figures.reconstruction_grid(prep.inverse(x[pick]).numpy(), prep.inverse(recon).numpy(),
-                                          s_test[pick], labels)
-        write_figure(out_dir / "reconstructions.png", fig, params.plots.dpi)
-        figures.plt.close(fig)
+        save("reconstructions.png", figures.reconstruction_grid(
+            prep.inverse(x[pick]).numpy(), prep.inverse(recon).numpy(), ranking[pick],
+            [("anomaly " if y[i] else "normal ") + labels[i] for i in pick]))
+
+    order = np.argsort(-ranking, kind="stable")
+    rows = []
+    for name, idx in (("most anomalous", order[:n]), ("least anomalous", order[::-1][:n].copy())):
+        captions = [f"{labels[i] if y[i] else 'normal'}\n{ranking[i]:.3g}" for i in idx]
+        rows.append((name, prep.inverse(x[idx]).numpy(), captions))
+    save("extremes.png", figures.image_strip(rows))
+
+    kde = load_kde(kde_path)
+    latents = read_npz(latents_path) if detector.has_encoder else {}
+    if "train" in latents:
+        train_codes = torch.from_numpy(latents["train"]).double()
+        mean = train_codes.mean(0)
+        _, sv, v = torch.linalg.svd(train_codes - mean, full_matrices=False)
+        axes = v[:2].T
+        explained = (sv[:2] ** 2 / (sv ** 2).sum()).tolist()
+        test_codes = torch.from_numpy(latents["test"]).double()
+        show = rng.permutation(len(test_codes))[:3000]
+        pts = ((test_codes[show] - mean) @ axes).numpy()
+        grid = None
+        if kde is not None:
+            lo, hi = np.percentile(pts, 1, axis=0), np.percentile(pts, 99, axis=0)
+            gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 60), np.linspace(lo[1], hi[1], 60))
+            plane = torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], 1)) @ axes.T + mean
+            grid = (gx, gy, kde.log_density(plane.float()).numpy().reshape(gx.shape))
+        save("latent_space.png", figures.latent_map(pts, y[show], grid, (explained[0], explained[1]), title))
     log(f"plots: written to {out_dir}")

@@ -1,4 +1,5 @@
-"""Figures a user reads after a run: score histograms with the threshold, reconstruction grids."""
+"""Figures a user reads after a run: score histograms with the threshold, reconstruction grids, the
+latent space in 2-D with the KDE's density, and the most and least anomalous test images."""
 
 from __future__ import annotations
 
@@ -9,32 +10,33 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .thresholds import Threshold  # noqa: E402
+from .thresholds import Bound  # noqa: E402
 
 
-def score_histogram(val_normal: np.ndarray, test_normal: np.ndarray, test_anomaly: np.ndarray,
-                    threshold: Threshold, title: str = ""):
-    """Overlaid histograms of normal and anomalous scores, with the threshold as vertical lines."""
-    fig, ax = plt.subplots(figsize=(7, 4))
-    every = np.concatenate([val_normal, test_normal, test_anomaly])
-    every = every[np.isfinite(every)]
-    lo, hi = np.percentile(every, [0.5, 99.5]) if len(every) else (0.0, 1.0)
-    lo, hi = min(lo, threshold.high), max(hi, threshold.high)
-    if threshold.low is not None:
-        lo = min(lo, threshold.low)
-    bins = np.linspace(lo, hi, 60) if hi > lo else 30
-    for values, label, color in ((val_normal, "val normal", "tab:green"), (test_normal, "test normal", "tab:blue"),
-                                 (test_anomaly, "test anomaly", "tab:red")):
-        if len(values):
-            ax.hist(np.clip(values, lo, hi), bins=bins, alpha=0.45, density=True, label=f"{label} (n={len(values)})",
-                    color=color)
-    ax.axvline(threshold.high, color="black", linestyle="--", label=f"threshold {threshold.high:.4g}")
-    if threshold.low is not None:
-        ax.axvline(threshold.low, color="black", linestyle=":", label=f"lower threshold {threshold.low:.4g}")
-    ax.set_xlabel(f"score: {threshold.component} ({threshold.rule})")
-    ax.set_ylabel("density")
-    ax.set_title(title or "score distribution")
-    ax.legend(fontsize=8)
+def score_histogram(val_normal: list[np.ndarray], test_normal: list[np.ndarray], test_anomaly: list[np.ndarray],
+                    bounds: list[Bound], rule: str, title: str = ""):
+    """One panel per thresholded component: histograms of normal and anomalous scores, threshold lines."""
+    fig, axes = plt.subplots(1, len(bounds), figsize=(7 * len(bounds), 4), squeeze=False)
+    for ax, vn, tn, ta, bound in zip(axes[0], val_normal, test_normal, test_anomaly, bounds):
+        every = np.concatenate([vn, tn, ta])
+        every = every[np.isfinite(every)]
+        lo, hi = np.percentile(every, [0.5, 99.5]) if len(every) else (0.0, 1.0)
+        lo, hi = min(lo, bound.high), max(hi, bound.high)
+        if bound.low is not None:
+            lo = min(lo, bound.low)
+        bins = np.linspace(lo, hi, 60) if hi > lo else 30
+        for values, label, color in ((vn, "val normal", "tab:green"), (tn, "test normal", "tab:blue"),
+                                     (ta, "test anomaly", "tab:red")):
+            if len(values):
+                ax.hist(np.clip(values, lo, hi), bins=bins, alpha=0.45, density=True,
+                        label=f"{label} (n={len(values)})", color=color)
+        ax.axvline(bound.high, color="black", linestyle="--", label=f"threshold {bound.high:.4g}")
+        if bound.low is not None:
+            ax.axvline(bound.low, color="black", linestyle=":", label=f"lower threshold {bound.low:.4g}")
+        ax.set_xlabel(f"score: {bound.component} ({rule})")
+        ax.set_ylabel("density")
+        ax.set_title(title or "score distribution")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -60,5 +62,43 @@ def reconstruction_grid(images: np.ndarray, recons: np.ndarray, scores: np.ndarr
         _show(axes[2, i], diff / max(float(diff.max()), 1e-8), cmap="inferno")
     for row, name in enumerate(("original", "reconstruction", "|difference|")):
         axes[row, 0].set_ylabel(name, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def image_strip(rows: list[tuple[str, np.ndarray, list[str]]]):
+    """Rows of images (C x H x W in [0, 1]) with a row name and a caption per image."""
+    n = max(len(images) for _, images, _ in rows)
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.4 * n, 1.75 * len(rows)), squeeze=False)
+    for r, (name, images, captions) in enumerate(rows):
+        for i in range(n):
+            ax = axes[r, i]
+            if i < len(images):
+                _show(ax, images[i])
+                ax.set_title(captions[i], fontsize=7)
+            else:
+                ax.axis("off")
+        axes[r, 0].set_ylabel(name, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def latent_map(points: np.ndarray, y: np.ndarray, grid: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+               explained: tuple[float, float], title: str = ""):
+    """Test codes on the first two principal axes of the training codes, normal vs anomaly, with the
+    log density of the latent KDE on that plane as contours (``grid`` = X, Y, log density)."""
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    if grid is not None:
+        gx, gy, gz = grid
+        levels = np.linspace(np.percentile(gz, 5), gz.max(), 12)
+        cs = ax.contour(gx, gy, gz, levels=levels, cmap="Greens", linewidths=0.8)
+        fig.colorbar(cs, ax=ax, label="KDE log density on this plane")
+    for label, color, name in ((1, "tab:red", "anomaly"), (0, "tab:blue", "normal")):  # normals on top
+        mask = y == label
+        ax.scatter(points[mask, 0], points[mask, 1], s=4, alpha=0.4, color=color, label=f"test {name}")
+    ax.set_xlabel(f"PC 1 ({100 * explained[0]:.0f} % of training variance)")
+    ax.set_ylabel(f"PC 2 ({100 * explained[1]:.0f} %)")
+    ax.set_title(title or "latent space")
+    ax.legend(fontsize=8, markerscale=3)
     fig.tight_layout()
     return fig

@@ -1,17 +1,30 @@
-"""Threshold rules: from validation scores (normal images only) to a decision.
+"""Threshold rules: from validation scores to a decision. Rules never look at the test split.
 
-A threshold is an interval of normal scores ``[low, high]``: an image is anomalous when its score is
-above ``high`` or (two-sided rules) below ``low``. Rules never look at the test split.
+A threshold is a list of bounds, one per score component: an image is anomalous when any component is
+above its ``high`` or (two-sided) below its ``low``.
 
 * ``zscore``:     high = mean + k * std of the validation-normal scores; two-sided adds low = mean - k * std;
-* ``percentile``: high = the p-th percentile of the validation-normal scores (a false-alarm rate of
-                  100 - p percent on normal data); two-sided puts (100 - p) / 2 percent in each tail.
+* ``percentile``: high = the p-th percentile of the validation-normal scores (100 - p percent false
+                  alarms on normal data; two-sided puts half of that in each tail), or, with
+                  ``contamination`` set, the (1 - contamination) quantile of all validation scores;
+* ``fixed``:      high = ``value``;
+* ``otsu``:       Otsu's split of the histogram of all validation scores (meaningful when the validation
+                  split holds anomalies, labelled or not: it ignores the labels);
+* ``best_f1``:    the threshold with the best F1 on the validation split; needs labelled anomalies there
+                  (``data.val_anomaly_fraction``) and says so when there are none;
+* ``dual``:       two components (e.g. ``reconstruction`` and ``density``), each with its own bound from
+                  ``dual_rule`` (zscore or percentile): anomalous when either is exceeded - the rule of
+                  the KDE-on-latent-codes detector.
+
+The ranking score used for AUROC is the component itself for one one-sided bound, the distance from the
+interval's centre in half-widths for a two-sided bound, and the largest standardized exceedance
+``(s - mean) / std`` over the components for ``dual``: the same order in which the rule flags images.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Optional
+from typing import Mapping, Optional
 
 import numpy as np
 
@@ -20,50 +33,166 @@ from .errors import OddpixError
 
 
 @dataclass
-class Threshold:
-    rule: str
+class Bound:
     component: str
     high: float
     low: Optional[float] = None
+    mean: float = 0.0      # validation-normal statistics, for the ranking score
+    std: float = 1.0
+
+    def exceeds(self, s: np.ndarray) -> np.ndarray:
+        out = s > self.high
+        if self.low is not None:
+            out |= s < self.low
+        return out
+
+
+@dataclass
+class Threshold:
+    rule: str
+    bounds: list[Bound]
     details: dict = field(default_factory=dict)
 
-    def predict(self, scores: np.ndarray) -> np.ndarray:
-        """1 where the score is anomalous, else 0."""
-        scores = np.asarray(scores, dtype=np.float64)
-        out = scores > self.high
-        if self.low is not None:
-            out |= scores < self.low
+    @property
+    def component(self) -> str:
+        return "+".join(b.component for b in self.bounds)
+
+    @property
+    def components(self) -> list[str]:
+        return [b.component for b in self.bounds]
+
+    @property
+    def high(self) -> float:
+        return self.bounds[0].high
+
+    @property
+    def low(self) -> Optional[float]:
+        return self.bounds[0].low
+
+    def _values(self, scores: Mapping[str, np.ndarray] | np.ndarray, bound: Bound) -> np.ndarray:
+        if isinstance(scores, Mapping):
+            if bound.component not in scores:
+                raise OddpixError(f"threshold needs score component {bound.component!r}; the scores have "
+                                  f"{', '.join(scores)}")
+            return np.asarray(scores[bound.component], dtype=np.float64)
+        if len(self.bounds) != 1:
+            raise ValueError("a multi-component threshold needs a mapping of component -> scores")
+        return np.asarray(scores, dtype=np.float64)
+
+    def predict(self, scores: Mapping[str, np.ndarray] | np.ndarray) -> np.ndarray:
+        """1 where the image is anomalous, else 0 (scores: one array, or component -> array)."""
+        out = None
+        for bound in self.bounds:
+            hit = bound.exceeds(self._values(scores, bound))
+            out = hit if out is None else out | hit
         return out.astype(np.int64)
+
+    def ranking(self, scores: Mapping[str, np.ndarray] | np.ndarray) -> np.ndarray:
+        """A single score per image, higher = more anomalous, ordered the way the rule decides."""
+        if len(self.bounds) == 1:
+            bound = self.bounds[0]
+            s = self._values(scores, bound)
+            if bound.low is None:
+                return s
+            centre, half = (bound.high + bound.low) / 2, max((bound.high - bound.low) / 2, 1e-12)
+            return np.abs(s - centre) / half
+        return np.max([(self._values(scores, b) - b.mean) / max(b.std, 1e-12) for b in self.bounds], axis=0)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Threshold":
-        return cls(**data)
+        return cls(rule=data["rule"], bounds=[Bound(**b) for b in data["bounds"]], details=data.get("details", {}))
 
 
-def fit_threshold(cfg: ThresholdConfig, normal_scores: np.ndarray, component: str) -> Threshold:
-    s = np.asarray(normal_scores, dtype=np.float64)
-    s = s[np.isfinite(s)]
-    if len(s) < 2:
+def _finite(values: np.ndarray) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float64)
+    return v[np.isfinite(v)]
+
+
+def otsu(values: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold: the histogram split that maximizes the between-class variance."""
+    v = _finite(values)
+    if len(v) < 2 or v.min() == v.max():
+        raise OddpixError("threshold.rule otsu: the validation scores are constant; no split exists")
+    hist, edges = np.histogram(v, bins=bins)
+    centres = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist)[:-1].astype(np.float64)
+    w1 = len(v) - w0
+    s0 = np.cumsum(hist * centres)[:-1]
+    m0 = s0 / np.maximum(w0, 1)
+    m1 = (np.sum(hist * centres) - s0) / np.maximum(w1, 1)
+    between = w0 * w1 * (m0 - m1) ** 2
+    return float(edges[1:-1][int(np.argmax(between))])
+
+
+def best_f1(values: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(threshold, F1) maximizing F1 of ``values > threshold`` against labels ``y``."""
+    v, y = np.asarray(values, dtype=np.float64), np.asarray(y).astype(np.int64)
+    order = np.argsort(-v, kind="stable")
+    v, y = v[order], y[order]
+    tp = np.cumsum(y)
+    fp = np.cumsum(1 - y)
+    f1 = 2 * tp / (tp + fp + y.sum())
+    last = np.r_[v[1:] != v[:-1], True]  # only cut between distinct values
+    f1 = np.where(last, f1, -1)
+    i = int(np.argmax(f1))
+    nxt = v[i + 1] if i + 1 < len(v) else v[i] - 1.0
+    return float((v[i] + nxt) / 2), float(f1[i])
+
+
+def _bound(rule: str, cfg: ThresholdConfig, values: np.ndarray, y: np.ndarray, component: str,
+           details: dict) -> Bound:
+    normal = _finite(values[y == 0])
+    if len(normal) < 2:
         raise OddpixError(f"threshold: need at least 2 finite validation-normal scores for {component!r}, "
-                          f"got {len(s)}")
-    mean, std = float(s.mean()), float(s.std(ddof=1))
-    details = {"n_val_normal": int(len(s)), "val_mean": mean, "val_std": std}
-    if cfg.rule == "zscore":
+                          f"got {len(normal)}")
+    mean, std = float(normal.mean()), float(normal.std(ddof=1))
+    low = None
+    if rule == "zscore":
         high = mean + cfg.k * std
         low = mean - cfg.k * std if cfg.two_sided else None
-        details["k"] = cfg.k
-    elif cfg.rule == "percentile":
-        tail = 100.0 - cfg.percentile
-        if cfg.two_sided:
-            low, high = (float(np.percentile(s, tail / 2)), float(np.percentile(s, 100 - tail / 2)))
+    elif rule == "percentile":
+        if cfg.contamination is not None:
+            high = float(np.quantile(_finite(values), 1 - cfg.contamination))
+        elif cfg.two_sided:
+            tail = 100.0 - cfg.percentile
+            low, high = float(np.percentile(normal, tail / 2)), float(np.percentile(normal, 100 - tail / 2))
         else:
-            low, high = None, float(np.percentile(s, cfg.percentile))
-        details["percentile"] = cfg.percentile
-    else:  # config validation makes this unreachable; keep the message for direct callers
-        raise OddpixError(f"threshold.rule: unknown rule {cfg.rule!r}")
-    details["two_sided"] = cfg.two_sided
-    return Threshold(rule=cfg.rule, component=component, high=float(high),
-                     low=None if low is None else float(low), details=details)
+            high = float(np.percentile(normal, cfg.percentile))
+    elif rule == "fixed":
+        high = float(cfg.value)
+    elif rule == "otsu":
+        high = otsu(values)
+    elif rule == "best_f1":
+        if not (y == 1).any():
+            raise OddpixError("threshold.rule: best_f1 needs labelled anomalies in the validation split and it has "
+                              "none; set data.val_anomaly_fraction (e.g. 0.1) or use zscore / percentile")
+        high, f1 = best_f1(values, y)
+        details[f"val_f1_{component}"] = f1
+    else:
+        raise OddpixError(f"threshold.rule: unknown rule {rule!r}")
+    return Bound(component=component, high=float(high), low=None if low is None else float(low), mean=mean, std=std)
+
+
+def fit_threshold(cfg: ThresholdConfig, scores: Mapping[str, np.ndarray] | np.ndarray, component: str,
+                  y: Optional[np.ndarray] = None) -> Threshold:
+    """Fit ``cfg.rule`` on validation ``scores`` (one array, or component -> array) with labels ``y``
+    (0 normal, 1 anomaly; all normal when omitted)."""
+    if not isinstance(scores, Mapping):
+        scores = {component: np.asarray(scores, dtype=np.float64)}
+    n = len(next(iter(scores.values())))
+    y = np.zeros(n, dtype=np.int64) if y is None else np.asarray(y).astype(np.int64)
+    details: dict = {"n_val": int(n), "n_val_anomaly": int(y.sum())}
+    if cfg.rule == "dual":
+        names, rule = list(cfg.dual_components), cfg.dual_rule
+    else:
+        names, rule = [component], cfg.rule
+    bounds = []
+    for name in names:
+        if name not in scores:
+            raise OddpixError(f"threshold: score component {name!r} is missing; valid choices: {', '.join(scores)}")
+        bounds.append(_bound(rule, cfg, np.asarray(scores[name], dtype=np.float64), y, name, details))
+    details.update(two_sided=cfg.two_sided, k=cfg.k, percentile=cfg.percentile)
+    return Threshold(rule=cfg.rule, bounds=bounds, details=details)

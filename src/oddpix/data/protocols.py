@@ -52,8 +52,14 @@ def _kinds(labels: np.ndarray, is_anomaly: np.ndarray) -> np.ndarray:
     return np.where(is_anomaly, kinds, "normal").astype("U32")
 
 
-def one_vs_rest(raw: RawDataset, normal_classes: Iterable[int], val_fraction: float, seed: int) -> dict[str, Split]:
-    """Normal = ``normal_classes``; every other class is an anomaly (kind ``class:<label>``)."""
+def one_vs_rest(raw: RawDataset, normal_classes: Iterable[int], val_fraction: float, seed: int,
+                val_anomaly_fraction: float = 0.0) -> dict[str, Split]:
+    """Normal = ``normal_classes``; every other class is an anomaly (kind ``class:<label>``).
+
+    ``val_anomaly_fraction`` > 0 adds labelled anomalies from the training set's other classes to the
+    validation split (that share of it), for threshold rules that need them (``best_f1``); they are
+    never used to train or early-stop an unsupervised model.
+    """
     normal = np.asarray(sorted(set(normal_classes)), dtype=np.int64)
     present = np.unique(raw.y_train)
     missing = [int(c) for c in normal if c not in present]
@@ -68,6 +74,13 @@ def one_vs_rest(raw: RawDataset, normal_classes: Iterable[int], val_fraction: fl
         raise OddpixError(f"data.val_fraction: {val_fraction} leaves {n_val} of {len(train_idx)} normal images "
                           "for validation; it needs at least one for each of train and val")
     val_idx, fit_idx = np.sort(train_idx[:n_val]), np.sort(train_idx[n_val:])
+    if val_anomaly_fraction > 0:
+        pool = np.flatnonzero(~np.isin(raw.y_train, normal))
+        n_anomalies = int(round(n_val * val_anomaly_fraction / (1 - val_anomaly_fraction)))
+        if n_anomalies < 1 or n_anomalies > len(pool):
+            raise OddpixError(f"data.val_anomaly_fraction: {val_anomaly_fraction} asks for {n_anomalies} anomalous "
+                              f"validation images; {len(pool)} are available")
+        val_idx = np.sort(np.concatenate([val_idx, rng.choice(pool, n_anomalies, replace=False)]))
 
     def make(x: np.ndarray, labels: np.ndarray, index: np.ndarray) -> Split:
         lab = labels[index]

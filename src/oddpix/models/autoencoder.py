@@ -63,7 +63,7 @@ class AutoencoderDetector(Detector):
         def val_loss(batch: torch.Tensor) -> torch.Tensor:
             return self.pixel_loss(self(batch), batch).mean()
 
-        return train_loop(self, data.train_x, data.val_x, self.config, ctx, step, val_loss, name=self.name)
+        return train_loop(self, data.train_x, data.normal_val_x(), self.config, ctx, step, val_loss, name=self.name)
 
     @torch.no_grad()
     def score(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

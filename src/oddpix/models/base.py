@@ -30,6 +30,12 @@ class FitData:
     train_y: Optional[torch.Tensor] = None
     val_y: Optional[torch.Tensor] = None
 
+    def normal_val_x(self) -> Optional[torch.Tensor]:
+        """The normal validation images: what an unsupervised model may early-stop on."""
+        if self.val_x is None or self.val_y is None:
+            return self.val_x
+        return self.val_x[self.val_y == 0]
+
 
 class Detector(nn.Module):
     name: ClassVar[str]

@@ -1,0 +1,75 @@
+"""The ``oddpix`` command for users: score new images, compare detectors over many runs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+
+import click
+
+from .errors import OddpixError
+
+
+@click.group()
+def main() -> None:
+    """oddpix: deep anomaly detection on images, as a DVC pipeline."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--model", "model_path", default="models/detector.pt", show_default=True)
+@click.option("--kde", "kde_path", default="models/kde.pt", show_default=True)
+@click.option("--threshold", "threshold_path", default="models/threshold.json", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--components/--no-components", default=False, help="also print every score component")
+def predict(paths, model_path, kde_path, threshold_path, fmt, components):
+    """Score IMAGE files (or every image under a DIRECTORY) with the trained model and threshold.
+
+    Exit status 0 when every file was scored, 1 when some could not be (each gets its own error).
+    """
+    from .predict import Scorer, predict_files
+
+    try:
+        scorer = Scorer.load(model_path, kde_path, threshold_path)
+        results = predict_files(scorer, paths)
+    except OddpixError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    if not results:
+        click.echo("error: no image files found in " + ", ".join(paths), err=True)
+        sys.exit(1)
+    rows = [r.row() for r in results]
+    if not components:
+        rows = [{k: row[k] for k in ("file", "score", "anomaly", "error")} for row in rows]
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+    elif fmt == "csv":
+        keys = list(dict.fromkeys(k for row in rows for k in row))
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        click.echo(buf.getvalue(), nl=False)
+    else:
+        width = max(len(r.file) for r in results)
+        comp_names = [k for k in rows[0] if k not in ("file", "score", "anomaly", "error")] if components else []
+        click.echo(f"{'file':<{width}}  {'score':>10}  anomaly" + "".join(f"  {c:>14}" for c in comp_names))
+        for r, row in zip(results, rows):
+            if r.error:
+                click.echo(f"{r.file:<{width}}  {'-':>10}  error: {r.error}")
+            else:
+                extra = "".join(f"  {row[c]:>14.6g}" for c in comp_names)
+                click.echo(f"{r.file:<{width}}  {r.score:>10.6g}  {'yes' if r.anomaly else 'no':<7}{extra}")
+        click.echo(f"threshold: {scorer.threshold.rule} on {scorer.threshold.component}; "
+                   f"{sum(bool(r.anomaly) for r in results)} of {sum(r.error is None for r in results)} "
+                   "scored images flagged anomalous", err=True)
+    failed = [r for r in results if r.error]
+    if failed:
+        click.echo(f"{len(failed)} file(s) could not be scored", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Score new image files with a trained pipeline: the model, its preprocessing, the KDE and the threshold.
+
+The same code path as the pipeline's score and evaluate stages (stored preprocessing, batched
+``Detector.score``, the KDE on latent codes, ``Threshold.ranking`` / ``predict``), so an image that was in
+the test split gets the score evaluation gave it. A file that cannot be read as an image, or whose size
+after the stored preprocessing is not what the model takes, gets its own error; the rest are scored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional
+
+import numpy as np
+import torch
+
+from .density import LatentKDE
+from .errors import OddpixError
+from .io import read_json, read_torch
+from .models import load_detector
+from .preprocess import Preprocessor
+from .runtime import batched
+from .thresholds import Threshold
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+
+
+@dataclass
+class Prediction:
+    file: str
+    score: Optional[float] = None
+    anomaly: Optional[bool] = None
+    components: dict = field(default_factory=dict)
+    error: Optional[str] = None
+
+    def row(self) -> dict:
+        return {"file": self.file, "score": self.score, "anomaly": self.anomaly, **self.components,
+                "error": self.error}
+
+
+@dataclass
+class Scorer:
+    detector: torch.nn.Module
+    preprocessor: Preprocessor
+    kde: Optional[LatentKDE]
+    threshold: Threshold
+    batch_size: int = 256
+
+    @classmethod
+    def load(cls, model_path: str | Path, kde_path: str | Path, threshold_path: str | Path) -> "Scorer":
+        detector, extra = load_detector(model_path)
+        if not Path(threshold_path).exists():
+            raise OddpixError(f"no threshold at {threshold_path}; run `dvc repro` (the threshold stage) first")
+        kde = None
+        if Path(kde_path).exists():
+            state = read_torch(kde_path)
+            if state.pop("fitted", False):
+                kde = LatentKDE.from_state(state)
+        return cls(detector, Preprocessor.from_dict(extra["preprocess"]), kde,
+                   Threshold.from_dict(read_json(threshold_path)))
+
+    @property
+    def channels(self) -> int:
+        return self.detector.input_shape[0]
+
+    def components(self, x: torch.Tensor) -> dict[str, np.ndarray]:
+        """Score components of preprocessed images, as the score stage computes them."""
+        comps = batched(self.detector.score, x, self.batch_size)
+        if self.kde is not None:
+            codes = batched(self.detector.encode, x, self.batch_size)
+            comps["density"] = -self.kde.log_density(codes)
+        return {k: v.double().numpy() for k, v in comps.items()}
+
+    def score_pixels(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """uint8 N x H x W x C -> (ranking score, 0/1 decision, components)."""
+        comps = self.components(self.preprocessor.transform(images))
+        return self.threshold.ranking(comps), self.threshold.predict(comps), comps
+
+
+def collect_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Files as given, and the image files under any directory (sorted, recursively)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            out.append(p)
+    return out
+
+
+def read_image(path: Path, channels: int) -> np.ndarray:
+    """H x W x C uint8; raises OddpixError with the reason when the file is not a readable image."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.exists():
+        raise OddpixError("no such file")
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if channels == 1 else "RGB")
+            array = np.array(img, dtype=np.uint8)  # a writable copy
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise OddpixError(f"not a readable image ({type(exc).__name__})") from None
+    return array[..., None] if array.ndim == 2 else array
+
+
+def predict_files(scorer: Scorer, paths: Iterable[str | Path]) -> list[Prediction]:
+    files = collect_files(paths)
+    results = [Prediction(file=str(f)) for f in files]
+    expected = tuple(scorer.detector.input_shape)
+    good, arrays = [], []
+    for i, f in enumerate(files):
+        try:
+            image = read_image(f, scorer.channels)
+            shape = tuple(scorer.preprocessor.transform(image[None]).shape[1:])
+            if shape != expected:
+                raise OddpixError(f"image is {shape[1]}x{shape[2]} after preprocessing; the model takes "
+                                  f"{expected[1]}x{expected[2]} (train with preprocess.image_size to resize)")
+        except OddpixError as exc:
+            results[i].error = str(exc)
+            continue
+        good.append(i)
+        arrays.append(image)
+    if good:
+        ranking, decision, comps = scorer.score_pixels(np.stack(arrays))
+        for j, i in enumerate(good):
+            results[i].score = float(ranking[j])
+            results[i].anomaly = bool(decision[j])
+            results[i].components = {k: float(v[j]) for k, v in comps.items()}
+    return results

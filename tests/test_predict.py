@@ -1,0 +1,67 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from oddpix.cli import main
+from oddpix.io import read_npz
+
+
+@pytest.fixture
+def image_dir(tmp_path, trained):
+    root, _ = trained
+    test = read_npz(root / "split/test.npz")
+    folder = tmp_path / "images"
+    (folder / "sub").mkdir(parents=True)
+    picks = [0, 5, 17, 42]
+    for i in picks:
+        Image.fromarray(test["x"][i, ..., 0]).save(folder / "sub" / f"img_{i:03d}.png")
+    (folder / "broken.png").write_text("this is not a picture")
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(folder / "too_big.png")
+    return folder, picks
+
+
+def run(root, *args):
+    return CliRunner().invoke(main, ["predict", *args, "--model", str(root / "models/detector.pt"),
+                                     "--kde", str(root / "models/kde.pt"),
+                                     "--threshold", str(root / "models/threshold.json")])
+
+
+def test_predict_gives_the_evaluation_scores_and_reports_bad_files(trained, image_dir):
+    root, _ = trained
+    folder, picks = image_dir
+    result = run(root, str(folder), "--format", "json", "--components")
+    assert result.exit_code == 1  # some files failed, the rest were scored
+    rows = {r["file"].rsplit("/", 1)[-1]: r for r in json.loads(result.stdout)}
+    assert "not a readable image" in rows["broken.png"]["error"] and rows["broken.png"]["score"] is None
+    assert "40x40 after preprocessing; the model takes 28x28" in rows["too_big.png"]["error"]
+    scores = pd.read_csv(root / "scores/test.csv", keep_default_na=False)
+    threshold = json.loads((root / "models/threshold.json").read_text())["bounds"][0]["high"]
+    for i in picks:
+        row = rows[f"img_{i:03d}.png"]
+        assert row["error"] is None
+        assert row["score"] == pytest.approx(scores["reconstruction"][i], rel=1e-5)
+        assert row["density"] == pytest.approx(scores["density"][i], rel=1e-5)
+        assert row["anomaly"] == bool(scores["reconstruction"][i] > threshold)
+
+
+def test_predict_table_and_csv(trained, image_dir):
+    root, _ = trained
+    folder, _ = image_dir
+    good = sorted(str(p) for p in (folder / "sub").glob("*.png"))
+    table = run(root, *good)
+    assert table.exit_code == 0
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["file", "score", "anomaly"] and len(lines) == 5
+    assert all(line.split()[2] in ("yes", "no") for line in lines[1:])
+    as_csv = run(root, good[0], "--format", "csv")
+    assert as_csv.stdout.splitlines()[0] == "file,score,anomaly,error"
+
+
+def test_predict_without_a_model_is_one_readable_line(tmp_path):
+    result = CliRunner().invoke(main, ["predict", str(tmp_path), "--model", str(tmp_path / "none.pt")])
+    assert result.exit_code == 1
+    assert "error: no trained model at" in result.output and "Traceback" not in result.output
