@@ -57,7 +57,7 @@ def metrics(work):
     return json.loads((work / "metrics/metrics.json").read_text())
 
 
-def test_repro_noop_experiment_and_diff(repo):
+def test_repro_noop_experiment_diff_and_leaderboard(repo):
     work, env = repo
     out = sh("dvc", "repro", cwd=work, env=env).stdout
     assert "Running stage 'plots'" in out and "evaluate: AUROC" in out
@@ -88,6 +88,18 @@ def test_repro_noop_experiment_and_diff(repo):
     auroc = diff["metrics/metrics.json"]["auroc"]
     assert auroc["old"] == pytest.approx(cae["auroc"]) and auroc["new"] == pytest.approx(ae["auroc"])
 
+    # every detector x every normal class as experiments, one table; a second call reuses them all
+    sh("git", "checkout", "--", ".", cwd=work, env=env)
+    first, second = leaderboard_then_again(work, env)
+    assert "4 runs, 0 finished already, 4 to run" in first.stderr
+    assert "4 runs, 4 finished already, 0 to run" in second.stderr
+    assert "Running stage" not in second.stdout + second.stderr
+    board = (work / "reports/leaderboard/leaderboard.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in board.splitlines() if line.startswith("| ") and "detector" not in line}
+    assert set(rows) == {"cae", "ae"} and "—" not in board
+    assert f"{cae['auroc']:.3f}" in rows["cae"]  # class 0 with cae is the committed baseline run
+    assert (work / "reports/leaderboard/leaderboard.png").stat().st_size > 5000
+
 
 def test_bad_params_stop_dvc_repro_with_the_key(repo):
     work, env = repo
@@ -100,3 +112,9 @@ def test_bad_params_stop_dvc_repro_with_the_key(repo):
     assert "error: params: models.cae.lr: -1.0 is out of range; it must be > 0.0" in output
     assert "Traceback" not in output
     assert not (work / "data/raw").exists()  # the first stage stopped before writing anything
+
+
+def leaderboard_then_again(work, env):
+    first = sh("oddpix", "leaderboard", "--models", "cae,ae", "--classes", "0,1", cwd=work, env=env)
+    second = sh("oddpix", "leaderboard", "--models", "cae,ae", "--classes", "0,1", cwd=work, env=env)
+    return first, second

@@ -71,5 +71,42 @@ def predict(paths, model_path, kde_path, threshold_path, fmt, components):
         sys.exit(1)
 
 
+@main.command()
+@click.option("--models", default="cae,ae", show_default=True, help="comma-separated detectors")
+@click.option("--classes", default="0-9", show_default=True, help="normal classes: 0-9, 0,3,5 ...")
+@click.option("--dataset", default=None, help="dataset (default: data.dataset of params.yaml)")
+@click.option("-S", "--set", "extra", multiple=True, help="extra `dvc exp run -S` settings for every run")
+@click.option("--metric", default="auroc", show_default=True)
+@click.option("--out", default="reports/leaderboard", show_default=True)
+@click.option("--dry-run", is_flag=True, help="print the dvc commands without running them")
+def leaderboard(models, classes, dataset, extra, metric, out, dry_run):
+    """Run every detector over every normal class as DVC experiments and write one leaderboard.
+
+    Finished experiments of the current commit are reused: a second call only runs what is missing.
+    """
+    from . import leaderboard as lb
+    from .config import load_params
+
+    try:
+        params = load_params("params.yaml")
+        names = [m.strip() for m in models.split(",") if m.strip()]
+        unknown = [m for m in names if m not in params.models]
+        if unknown:
+            raise OddpixError(f"--models: unknown model {unknown[0]!r}; valid choices: {', '.join(params.models)}")
+        dataset = dataset or params.data.dataset
+        cells = lb.sweep(names, lb.parse_classes(classes), dataset, extra, dry_run=dry_run,
+                         log=lambda m: click.echo(m, err=True))
+        if dry_run:
+            return
+        frame = lb.table(cells, lb.finished_experiments(), metric)
+        title = f"{dataset}: one class normal" + (f" ({', '.join(extra)})" if extra else "")
+        lb.write_report(frame, out, metric, title)
+    except OddpixError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(lb.markdown(frame, metric, title))
+    click.echo(f"written: {out}/leaderboard.md, leaderboard.csv, leaderboard.png", err=True)
+
+
 if __name__ == "__main__":
     main()
