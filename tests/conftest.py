@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from oddpix.config import parse_params
-from oddpix.data.protocols import one_vs_rest
+from oddpix.config import DataConfig, parse_params
+from oddpix.data.protocols import make_splits
 from oddpix.data.synthetic import pattern_dataset, write_idx_folder
 
 TINY_MODELS = {
@@ -20,7 +20,7 @@ def patterns():
 
 @pytest.fixture(scope="session")
 def pattern_splits(patterns):
-    return one_vs_rest(patterns, [0], val_fraction=0.1, seed=0)
+    return make_splits(DataConfig(normal_classes=[0], val_fraction=0.1), {"fashion_mnist": patterns}, seed=0)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -52,3 +53,65 @@ def test_missing_input_is_a_readable_error(tmp_path, tiny_params):
 
     with pytest.raises(OddpixError, match=r"raw/fashion_mnist.npz is missing; run the download stage"):
         pipeline.split(tiny_params(), tmp_path / "raw", tmp_path / "split", tmp_path / "s.json")
+
+
+def _cell_tree(root):
+    """Two classes of RGB 'cells': round blobs (Uninfected) and blobs with dark spots (Parasitized)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:40, 0:40]
+    for name, n, spots in (("Uninfected", 100, False), ("Parasitized", 30, True)):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            r = rng.uniform(12, 16)
+            cell = ((yy - 20) ** 2 + (xx - 20) ** 2 < r ** 2).astype(float)
+            img = np.stack([0.9 * cell, 0.5 * cell, 0.6 * cell], -1)
+            if spots:
+                for _ in range(3):
+                    cy, cx = rng.integers(12, 28, 2)
+                    img[(yy - cy) ** 2 + (xx - cx) ** 2 < 8] = (0.2, 0.9, 1.0)
+            img += rng.normal(0, 0.03, img.shape)
+            Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(root / name / f"{i}.png")
+    (root / "Parasitized" / "Thumbs.db").write_bytes(b"junk")
+    return root
+
+
+@pytest.mark.parametrize("model", ["cae", "ae"])
+@pytest.mark.parametrize("protocol", ["cross_dataset", "corrupted", "folder"])
+def test_every_protocol_runs_with_every_detector(tmp_path, patterns, tiny_params, protocol, model):
+    from oddpix.data.synthetic import pattern_dataset, write_idx_folder
+
+    mirror = tmp_path / "mirror"
+    write_idx_folder(patterns, mirror / "mnist")
+    write_idx_folder(pattern_dataset(40, 20, seed=7), mirror / "fashion-mnist")
+    data = {"mirror": str(mirror), "checksums": "mirror", "download": False}
+    if protocol == "cross_dataset":
+        # normal: the blobs of class 0 at their usual place; anomalies: another dataset's images
+        data.update(dataset="mnist", protocol="cross_dataset", anomaly_dataset="fashion_mnist", normal_classes=[0])
+    elif protocol == "corrupted":
+        data.update(dataset="mnist", protocol="corrupted", normal_classes="all", corruption={"fraction": 0.3})
+    else:
+        root = _cell_tree(tmp_path / "cell_images")
+        data.update(dataset="folder", protocol="folder", normal_classes=["Uninfected"],
+                    folder={"root": str(root), "image_size": 24, "channels": 3, "test_fraction": 0.3})
+    models = {"cae": {"channels": [8, 16], "latent_dim": 8, "epochs": 30, "batch_size": 16},
+              "ae": {"hidden": [64], "latent_dim": 8, "epochs": 30, "batch_size": 16}} if protocol == "folder" else None
+    params = tiny_params(model=model, data=data, **({"models": models} if models else {}))
+    metrics = run_pipeline(params, tmp_path / "run")
+    assert metrics["model"] == model and 0.0 <= metrics["auroc"] <= 1.0
+    kinds = [k for k in metrics if k.startswith("auroc_") and k[6:] not in ("reconstruction", "bce", "mse", "density")]
+    split = read_json(tmp_path / "run/metrics/split.json")
+    if protocol == "corrupted":
+        assert {f"auroc_corruption_{t}" for t in ("invert", "noise", "interpolate", "overlap", "underscore", "dot")} \
+            <= set(kinds)
+        assert "detected_corruption_dot" in metrics
+        assert (tmp_path / "run/images/corruptions.png").stat().st_size > 3000
+        assert metrics["auroc_corruption_invert"] > 0.9  # an inverted image is unlike anything in training
+    elif protocol == "cross_dataset":
+        assert kinds == [f"auroc_class_{c}" for c in range(1, 10)] + ["auroc_dataset_fashion_mnist"]
+        assert split["test_kind_dataset_fashion_mnist"] == 200
+    else:
+        assert kinds == ["auroc_class_Parasitized"] and split["skipped_files"] == 1
+        assert split["test_anomaly"] == 9 and split["test_normal"] == 30
+        assert metrics["auroc"] > 0.8  # dark spots on a cell are easy to see

@@ -1,20 +1,26 @@
 import numpy as np
 import pytest
+from PIL import Image
 
-from oddpix.data.protocols import one_vs_rest, summarize
-from oddpix.errors import OddpixError
+from oddpix.config import parse_params
+from oddpix.data.protocols import make_splits, match_images, summarize
+from oddpix.data.sources import load_image_folder
+from oddpix.data.synthetic import pattern_dataset
+from oddpix.errors import ConfigError, OddpixError
+
+
+def data_cfg(**raw):
+    return parse_params({"data": raw}).data
 
 
 def test_one_vs_rest_splits(patterns):
-    splits = one_vs_rest(patterns, [0, 3], val_fraction=0.2, seed=1)
+    splits = make_splits(data_cfg(normal_classes=[0, 3], val_fraction=0.2), {"fashion_mnist": patterns}, seed=1)
     train, val, test = splits["train"], splits["val"], splits["test"]
     assert set(np.unique(train.label)) == {0, 3} and train.y.sum() == 0
     assert set(np.unique(val.label)) == {0, 3} and val.y.sum() == 0
     assert len(train) + len(val) == 200 and len(val) == 40
-    # val images are held-out training images, not copies of train images
     flat = {img.tobytes() for img in train.x}
-    assert not any(img.tobytes() in flat for img in val.x)
-    # the full test set, labelled
+    assert not any(img.tobytes() in flat for img in val.x)  # val is held out, not a copy
     assert len(test) == len(patterns.y_test)
     np.testing.assert_array_equal(test.y, (~np.isin(patterns.y_test, [0, 3])).astype(int))
     assert set(test.kind[test.y == 0]) == {"normal"}
@@ -22,12 +28,135 @@ def test_one_vs_rest_splits(patterns):
     assert test.x.dtype == np.uint8 and test.x.shape[1:] == (28, 28, 1)
 
 
-def test_split_is_deterministic_by_seed(patterns):
-    a = one_vs_rest(patterns, [0], 0.1, seed=5)
-    b = one_vs_rest(patterns, [0], 0.1, seed=5)
-    c = one_vs_rest(patterns, [0], 0.1, seed=6)
-    np.testing.assert_array_equal(a["val"].x, b["val"].x)
+def test_splits_are_deterministic_by_seed(patterns):
+    cfg = data_cfg(normal_classes=[0], contamination=0.1)
+    a = make_splits(cfg, {"fashion_mnist": patterns}, seed=5)
+    b = make_splits(cfg, {"fashion_mnist": patterns}, seed=5)
+    c = make_splits(cfg, {"fashion_mnist": patterns}, seed=6)
+    for name in ("train", "val", "test"):
+        np.testing.assert_array_equal(a[name].x, b[name].x)
+        np.testing.assert_array_equal(a[name].kind, b[name].kind)
     assert not np.array_equal(a["val"].x, c["val"].x)
+
+
+def test_contamination_mixes_anomalies_into_training(patterns):
+    splits = make_splits(data_cfg(normal_classes=[0], contamination=0.1), {"fashion_mnist": patterns}, seed=0)
+    train = splits["train"]
+    assert (train.y == 0).sum() == 90 and (train.y == 1).sum() == 10  # 10 of 100 = 10 %
+    assert set(train.label[train.y == 1]) <= set(range(1, 10))
+    assert all(k.startswith("class:") for k in train.kind[train.y == 1])
+    assert splits["val"].y.sum() == 0
+
+
+def test_labelled_validation_anomalies(patterns):
+    splits = make_splits(data_cfg(normal_classes=[0], val_anomaly_fraction=0.2), {"fashion_mnist": patterns}, 0)
+    val = splits["val"]
+    assert (val.y == 0).sum() == 10 and (val.y == 1).sum() == 2  # 2 of 12 = 20 % (rounded)
+    assert splits["train"].y.sum() == 0
+    with pytest.raises(OddpixError, match="asks for 0 anomalous validation images"):
+        make_splits(data_cfg(normal_classes=[0], val_anomaly_fraction=0.01), {"fashion_mnist": patterns}, 0)
+
+
+def test_cross_dataset_matches_size_and_channels():
+    normal = pattern_dataset(20, 10, size=28, seed=1, name="mnist")
+    other = pattern_dataset(5, 4, size=32, seed=2, name="fashion_mnist")
+    other.x_train = np.repeat(other.x_train, 3, axis=3)  # an RGB dataset of another size
+    other.x_test = np.repeat(other.x_test, 3, axis=3)
+    cfg = data_cfg(dataset="mnist", protocol="cross_dataset", anomaly_dataset="fashion_mnist", normal_classes="all",
+                   contamination=0.05)
+    splits = make_splits(cfg, {"mnist": normal, "fashion_mnist": other}, seed=0)
+    test = splits["test"]
+    assert test.x.shape[1:] == (28, 28, 1)
+    assert (test.y == 0).sum() == 100 and (test.y == 1).sum() == 40
+    assert set(test.kind[test.y == 1]) == {"dataset:fashion_mnist"}
+    assert set(splits["train"].kind[splits["train"].y == 1]) == {"dataset:fashion_mnist"}
+    assert splits["train"].x.shape[1:] == (28, 28, 1)
+
+
+def test_match_images_resizes_and_converts():
+    x = np.full((2, 8, 8, 3), 200, np.uint8)
+    out = match_images(x, (4, 4), 1)
+    assert out.shape == (2, 4, 4, 1) and out.dtype == np.uint8 and (out == 200).all()
+
+
+def test_corrupted_protocol_marks_each_corrupted_test_image(patterns):
+    cfg = data_cfg(protocol="corrupted", normal_classes="all", corruption={"fraction": 0.3},
+                   val_anomaly_fraction=0.2, contamination=0.05)
+    splits = make_splits(cfg, {"fashion_mnist": patterns}, seed=0)
+    test = splits["test"]
+    assert (test.y == 1).sum() == 90  # 30 % of 300
+    kinds = set(test.kind[test.y == 1])
+    assert kinds == {f"corruption:{t}" for t in ("invert", "noise", "interpolate", "overlap", "underscore", "dot")}
+    changed = np.any(test.x != patterns.x_test, axis=(1, 2, 3))
+    np.testing.assert_array_equal(changed, test.y == 1)  # exactly the corrupted images differ
+    np.testing.assert_array_equal(test.label, patterns.y_test)
+    assert splits["val"].y.sum() >= 1 and splits["train"].y.sum() >= 1
+    assert all(k.startswith("corruption:") for k in splits["train"].kind[splits["train"].y == 1])
+
+
+def make_tree(root, sizes=(("Parasitized", 12), ("Uninfected", 30))):
+    rng = np.random.default_rng(0)
+    for name, n in sizes:
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            size = int(rng.integers(40, 90))  # cell images come in many sizes
+            img = rng.integers(0, 256, (size, size + 3, 3), dtype=np.uint8)
+            Image.fromarray(img).save(root / name / f"{name[:3]}_{i}.png")
+    (root / "Uninfected" / "Thumbs.db").write_bytes(b"\x00\x01not an image")
+    return root
+
+
+def test_image_folder_is_read_resized_and_bad_files_are_named(tmp_path):
+    root = make_tree(tmp_path / "cell_images")
+    warnings = []
+    images = load_image_folder(root, image_size=24, channels=3, warn=warnings.append)
+    assert images.x.shape == (42, 24, 24, 3) and images.classes == ("Parasitized", "Uninfected")
+    assert images.skipped == ["Uninfected/Thumbs.db"]
+    assert warnings == [f"warning: skipping {root / 'Uninfected/Thumbs.db'}: not a readable image"]
+    gray = load_image_folder(root, image_size=16, channels=1, warn=lambda m: None)
+    assert gray.x.shape == (42, 16, 16, 1)
+
+
+def test_folder_protocol_splits_per_class(tmp_path):
+    root = make_tree(tmp_path / "cells")
+    images = load_image_folder(root, 16, 3, warn=lambda m: None)
+    cfg = data_cfg(dataset="folder", protocol="folder", normal_classes=["Uninfected"],
+                   folder={"root": str(root), "image_size": 16, "test_fraction": 0.25})
+    splits = make_splits(cfg, {"folder": images}, seed=0)
+    test = splits["test"]
+    assert (test.y == 0).sum() == 8 and (test.y == 1).sum() == 3  # 25 % of 30 and of 12
+    assert set(test.kind) == {"normal", "class:Parasitized"}
+    assert len(splits["train"]) + len(splits["val"]) == 22 and splits["train"].y.sum() == 0
+    with pytest.raises(OddpixError, match="no folder 'Healthy' with images"):
+        make_splits(data_cfg(dataset="folder", protocol="folder", normal_classes=["Healthy"],
+                             folder={"root": str(root)}), {"folder": images}, 0)
+
+
+def test_folder_errors(tmp_path):
+    with pytest.raises(OddpixError, match="is not a folder"):
+        load_image_folder(tmp_path / "nope", 16, 3)
+    (tmp_path / "empty" / "A").mkdir(parents=True)
+    (tmp_path / "empty" / "A" / "x.txt").write_text("hello")
+    with pytest.raises(OddpixError, match="no readable images"):
+        load_image_folder(tmp_path / "empty", 16, 3, warn=lambda m: None)
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"protocol": "folder"}, "data.protocol: protocol 'folder' and dataset 'folder' go together"),
+    ({"dataset": "folder", "protocol": "folder", "normal_classes": ["a"]}, "data.folder.root: protocol 'folder' needs"),
+    ({"dataset": "folder", "protocol": "folder", "normal_classes": [0], "folder": {"root": "x"}},
+     "protocol 'folder' takes class folder names"),
+    ({"protocol": "cross_dataset"}, "data.anomaly_dataset: protocol 'cross_dataset' needs"),
+    ({"protocol": "cross_dataset", "anomaly_dataset": "fashion_mnist"}, "must differ from data.dataset"),
+    ({"normal_classes": "all"}, "'all' leaves no anomalies"),
+    ({"dataset": "emnist_letters", "normal_classes": [26]}, "26 is not a class of emnist_letters; valid choices: 0..25"),
+    ({"corruption": {"types": ["invert", "blur"]}}, "data.corruption.types: 'blur' is not a corruption"),
+    ({"corruption": {"dot_radius": [3, 1]}}, "data.corruption.dot_radius: expected [low, high]"),
+    ({"contamination": 0.7}, "data.contamination: 0.7 is out of range"),
+])
+def test_protocol_params_are_validated(raw, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+        parse_params({"data": raw})
 
 
 def test_summary_counts(pattern_splits):
@@ -38,20 +167,10 @@ def test_summary_counts(pattern_splits):
 
 
 def test_missing_normal_class_is_explained(patterns):
-    patterns_without_2 = type(patterns)(patterns.name, patterns.x_train[patterns.y_train != 2],
-                                        patterns.y_train[patterns.y_train != 2], patterns.x_test, patterns.y_test, "")
+    without_2 = type(patterns)(patterns.name, patterns.x_train[patterns.y_train != 2],
+                               patterns.y_train[patterns.y_train != 2], patterns.x_test, patterns.y_test, "")
     with pytest.raises(OddpixError, match="class 2 has no training images"):
-        one_vs_rest(patterns_without_2, [2], 0.1, 0)
-
-
-def test_labelled_validation_anomalies(patterns):
-    splits = one_vs_rest(patterns, [0], val_fraction=0.1, seed=0, val_anomaly_fraction=0.2)
-    val = splits["val"]
-    assert (val.y == 0).sum() == 10 and (val.y == 1).sum() == 2  # 2 of 12 = 20 % (rounded)
-    assert set(val.kind[val.y == 1]) <= {f"class:{c}" for c in range(1, 10)}
-    assert splits["train"].y.sum() == 0  # training stays normal
-    with pytest.raises(OddpixError, match="asks for"):
-        one_vs_rest(patterns, [0], val_fraction=0.1, seed=0, val_anomaly_fraction=0.01)
+        make_splits(data_cfg(normal_classes=[2]), {"fashion_mnist": without_2}, 0)
 
 
 def test_unsupervised_models_early_stop_on_normal_validation_images_only():

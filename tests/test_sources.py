@@ -48,7 +48,7 @@ def test_unpacked_files_work_too(tmp_path, patterns):
 
 
 def test_original_checksums_reject_files_that_are_not_the_originals(mirror):
-    with pytest.raises(OddpixError, match="does not match the expected f4a8712d7a061bf5bd6d2ca38dc4d50a"):
+    with pytest.raises(OddpixError, match="does not match the published f4a8712d7a061bf5bd6d2ca38dc4d50a"):
         load_idx_dataset("fashion_mnist", mirror=str(mirror), checksums="original", download=False)
 
 
@@ -87,8 +87,38 @@ def test_failed_download_is_reported_without_traceback(tmp_path, monkeypatch):
         load_idx_dataset("mnist", download=True, cache_dir=tmp_path)
 
 
-def test_md5_tables_match_the_shared_mirror_layout():
+def test_every_dataset_has_published_checksums_for_its_files():
     for spec in DATASETS.values():
-        assert set(spec.md5) == {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                                 "t10k-labels-idx1-ubyte"}
-        assert all(len(v) == 32 for v in spec.md5.values())
+        covered = set(spec.md5) | set(spec.gz_md5)
+        assert covered == set(spec.files) or spec.archive is not None, spec.name
+        assert all(len(v) == 32 for v in (*spec.md5.values(), *spec.gz_md5.values()))
+
+
+def test_kmnist_is_checked_against_the_published_gz_sums(tmp_path, patterns):
+    write_idx_folder(patterns, tmp_path / "kmnist")
+    with pytest.raises(OddpixError, match=r"does not match the published \(.gz\) bdb82020997e1d708af4cf47b453dcf7"):
+        load_idx_dataset("kmnist", mirror=str(tmp_path), download=False)
+    assert load_idx_dataset("kmnist", mirror=str(tmp_path), checksums="mirror", download=False).name == "kmnist"
+
+
+def _emnist_archive(folder, x_train, y_train, x_test, y_test):
+    import zipfile
+
+    folder.mkdir(parents=True)
+    spec = DATASETS["emnist_letters"]
+    with zipfile.ZipFile(folder / "gzip.zip", "w") as zf:
+        for name, array in zip(spec.files, (x_train, y_train, x_test, y_test)):
+            zf.writestr(f"gzip/{name}.gz", gzip.compress(encode_idx(array)))
+
+
+def test_emnist_from_its_archive_is_transposed_and_relabelled(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (6, 28, 28), dtype=np.uint8)
+    y = np.array([1, 2, 3, 26, 5, 1], dtype=np.uint8)  # EMNIST letters: a = 1 ... z = 26
+    _emnist_archive(tmp_path / "emnist", x, y, x[:3], y[:3])
+    with pytest.raises(OddpixError, match="gzip.zip: MD5 .* does not match the published 58c8d27c"):
+        load_idx_dataset("emnist_letters", mirror=str(tmp_path), download=False)
+    data = load_idx_dataset("emnist_letters", mirror=str(tmp_path), checksums="off", download=False)
+    np.testing.assert_array_equal(data.x_train[..., 0], x.transpose(0, 2, 1))  # upright letters
+    assert data.y_train.tolist() == [0, 1, 2, 25, 4, 0]  # 0 = a
+    assert DATASETS["emnist_letters"].classes[25] == "z" and DATASETS["emnist_balanced"].n_classes == 47

@@ -44,16 +44,98 @@ def section(cls: type) -> Any:
 # sections
 
 
+IDX_DATASETS = ("mnist", "fashion_mnist", "kmnist", "emnist_letters", "emnist_balanced")
+CORRUPTION_TYPES = ("invert", "noise", "interpolate", "overlap", "underscore", "dot")
+
+
+@dataclass(frozen=True)
+class FolderConfig:
+    """An image folder: one sub-directory per class (e.g. cell_images/Parasitized, cell_images/Uninfected)."""
+
+    root: Optional[str] = None
+    image_size: int = num(64, ge=8, le=1024)
+    channels: int = num(3, ge=1, le=3)
+    test_fraction: float = num(0.2, gt=0.0, lt=1.0)
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.channels == 2:
+            return [("channels", "2 is not a valid choice; valid choices: 1 (grayscale), 3 (RGB)")]
+        return []
+
+
+@dataclass(frozen=True)
+class CorruptionConfig:
+    """The corrupted-letters set-up: a share of the test images gets one of ``types``."""
+
+    fraction: float = num(0.1, gt=0.0, lt=1.0)
+    types: list[str] = field(default_factory=lambda: list(CORRUPTION_TYPES))
+    noise_std: float = num(0.3, gt=0.0, le=2.0)
+    interpolate_alpha: list[float] = items([0.3, 0.7], ge=0.0)
+    overlap_max_shift: float = num(0.25, ge=0.0, lt=1.0)
+    underscore_thickness: int = num(2, ge=1, le=8)
+    underscore_length: list[float] = items([0.4, 0.8], gt=0.0)
+    dot_radius: list[float] = items([1.5, 3.0], gt=0.0)
+
+    def problems(self) -> list[tuple[str, str]]:
+        for t in self.types:
+            if t not in CORRUPTION_TYPES:
+                close = difflib.get_close_matches(t, CORRUPTION_TYPES, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                return [("types", f"{t!r} is not a corruption{hint}; valid choices: {', '.join(CORRUPTION_TYPES)}")]
+        if not self.types:
+            return [("types", f"needs at least one of {', '.join(CORRUPTION_TYPES)}")]
+        for key in ("interpolate_alpha", "underscore_length", "dot_radius"):
+            pair = getattr(self, key)
+            if len(pair) != 2 or pair[0] > pair[1]:
+                return [(key, f"expected [low, high] with low <= high, got {pair}")]
+        if self.interpolate_alpha[1] > 1 or self.underscore_length[1] > 1:
+            bad = "interpolate_alpha" if self.interpolate_alpha[1] > 1 else "underscore_length"
+            return [(bad, "values are fractions and must be <= 1")]
+        return []
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: Literal["mnist", "fashion_mnist"] = "fashion_mnist"
-    protocol: Literal["one_vs_rest"] = "one_vs_rest"
-    normal_classes: list[int] = items([0], ge=0, min_len=1)
+    dataset: Literal["mnist", "fashion_mnist", "kmnist", "emnist_letters", "emnist_balanced", "folder"] = \
+        "fashion_mnist"
+    protocol: Literal["one_vs_rest", "cross_dataset", "corrupted", "folder"] = "one_vs_rest"
+    normal_classes: Union[Literal["all"], list[Union[int, str]]] = field(default_factory=lambda: [0])
+    anomaly_dataset: Optional[Literal["mnist", "fashion_mnist", "kmnist", "emnist_letters",
+                                      "emnist_balanced"]] = None
     val_fraction: float = num(0.1, gt=0.0, lt=1.0)
     val_anomaly_fraction: float = num(0.0, ge=0.0, lt=0.9)
+    contamination: float = num(0.0, ge=0.0, lt=0.5)
     mirror: Optional[str] = None
     checksums: Literal["original", "mirror", "off"] = "original"
     download: bool = True
+    folder: FolderConfig = section(FolderConfig)
+    corruption: CorruptionConfig = section(CorruptionConfig)
+
+    def problems(self) -> list[tuple[str, str]]:
+        if (self.protocol == "folder") != (self.dataset == "folder"):
+            return [("protocol", "protocol 'folder' and dataset 'folder' go together; valid choices for dataset "
+                     f"{self.dataset!r}: one_vs_rest, cross_dataset, corrupted")
+                    if self.dataset != "folder" else ("dataset", "dataset 'folder' needs protocol: folder")]
+        if self.protocol == "folder" and not self.folder.root:
+            return [("folder.root", "protocol 'folder' needs the image folder (one sub-directory per class)")]
+        if self.protocol == "cross_dataset":
+            if self.anomaly_dataset is None:
+                return [("anomaly_dataset", f"protocol 'cross_dataset' needs the dataset of the anomalies; "
+                         f"valid choices: {', '.join(IDX_DATASETS)}")]
+            if self.anomaly_dataset == self.dataset:
+                return [("anomaly_dataset", "must differ from data.dataset")]
+        if self.normal_classes == "all" and self.protocol in ("one_vs_rest", "folder"):
+            return [("normal_classes", f"'all' leaves no anomalies under protocol {self.protocol!r}; list the "
+                     "normal classes")]
+        if self.normal_classes != "all":
+            if not self.normal_classes:
+                return [("normal_classes", "needs at least 1 item(s)")]
+            want = str if self.protocol == "folder" else int
+            bad = [c for c in self.normal_classes if not isinstance(c, want) or (want is int and c < 0)]
+            if bad:
+                what = "class folder names" if want is str else "class numbers (0, 1, ...)"
+                return [("normal_classes", f"{bad[0]!r} is not valid; protocol {self.protocol!r} takes {what}")]
+        return []
 
 
 @dataclass(frozen=True)
@@ -293,11 +375,14 @@ def _check_cross_section(params: Params, registry: Mapping[str, type]) -> None:
     if loss == "bce" and params.preprocess.normalize != "unit":
         _fail(f"models.{params.model}.loss", "'bce' needs pixels in [0, 1]; set preprocess.normalize: unit "
               "or use loss: mse")
-    if params.data.dataset in ("mnist", "fashion_mnist"):
-        bad = [c for c in params.data.normal_classes if c > 9]
+    if params.data.dataset in IDX_DATASETS and params.data.normal_classes != "all":
+        from .data.sources import DATASETS
+
+        n = DATASETS[params.data.dataset].n_classes
+        bad = [c for c in params.data.normal_classes if c >= n]
         if bad:
-            _fail("data.normal_classes", f"{bad[0]} is not a class of {params.data.dataset}; valid choices: 0..9")
-        if len(set(params.data.normal_classes)) == 10:
+            _fail("data.normal_classes", f"{bad[0]} is not a class of {params.data.dataset}; valid choices: 0..{n - 1}")
+        if len(set(params.data.normal_classes)) == n and params.data.protocol == "one_vs_rest":
             _fail("data.normal_classes", "every class is normal, so there would be no anomalies to detect")
 
 

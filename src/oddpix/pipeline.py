@@ -14,8 +14,8 @@ import pandas as pd
 import torch
 
 from .config import Params
-from .data.protocols import PROTOCOLS, SPLITS, Split, summarize
-from .data.sources import load_idx_dataset
+from .data.protocols import SPLITS, Split, make_splits, summarize
+from .data.sources import FolderImages, RawDataset, load_idx_dataset, load_image_folder
 from .density import LatentKDE
 from .errors import OddpixError
 from .io import read_json, read_npz, read_torch, write_csv, write_figure, write_json, write_npz, write_torch
@@ -34,15 +34,31 @@ def log(message: str) -> None:
 
 
 def needed_datasets(params: Params) -> list[str]:
-    return [params.data.dataset]
+    names = [params.data.dataset]
+    if params.data.protocol == "cross_dataset":
+        names.append(params.data.anomaly_dataset)
+    return names
 
 
 # -- download -------------------------------------------------------------------------------------
 
 def download(params: Params, out_dir: str | Path, cache_dir: str | Path = "data/downloads") -> None:
+    """Materialize every dataset the protocol needs as ``<name>.npz`` (and nothing else) in ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    wanted = {f"{name}.npz" for name in needed_datasets(params)}
+    for stale in out_dir.glob("*.npz"):
+        if stale.name not in wanted:
+            stale.unlink()
     for name in needed_datasets(params):
+        if name == "folder":
+            f = params.data.folder
+            images = load_image_folder(f.root, f.image_size, f.channels, warn=log)
+            write_npz(out_dir / "folder.npz", **images.arrays())
+            counts = ", ".join(f"{c} {int((images.y == k).sum())}" for k, c in enumerate(images.classes))
+            log(f"folder: {len(images.y)} images ({counts}) from {f.root} at {f.image_size}x{f.image_size}, "
+                f"{len(images.skipped)} unreadable file(s) skipped")
+            continue
         raw = load_idx_dataset(name, mirror=params.data.mirror, checksums=params.data.checksums,
                                download=params.data.download, cache_dir=cache_dir)
         write_npz(out_dir / f"{name}.npz", **raw.arrays())
@@ -50,25 +66,25 @@ def download(params: Params, out_dir: str | Path, cache_dir: str | Path = "data/
 
 
 def _read_raw(raw_dir: Path, name: str):
-    from .data.sources import RawDataset
-
     path = raw_dir / f"{name}.npz"
     if not path.exists():
         raise OddpixError(f"{path} is missing; run the download stage (`dvc repro download`)")
     arrays = read_npz(path)
+    if name == "folder":
+        return FolderImages.from_arrays(arrays)
     return RawDataset(name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], str(path))
 
 
 # -- split ----------------------------------------------------------------------------------------
 
 def split(params: Params, raw_dir: str | Path, out_dir: str | Path, summary_path: str | Path) -> None:
-    raw = _read_raw(Path(raw_dir), params.data.dataset)
-    protocol = PROTOCOLS[params.data.protocol]
-    splits = protocol(raw, params.data.normal_classes, params.data.val_fraction, params.seed,
-                      params.data.val_anomaly_fraction)
+    data = {name: _read_raw(Path(raw_dir), name) for name in needed_datasets(params)}
+    splits = make_splits(params.data, data, params.seed)
     for name, part in splits.items():
         write_npz(Path(out_dir) / f"{name}.npz", **part.arrays())
     summary = summarize(splits)
+    if "folder" in data:
+        summary["skipped_files"] = len(data["folder"].skipped)
     write_json(summary_path, summary)
     log("split: " + ", ".join(f"{n} {len(s)} ({int(s.y.sum())} anomalous)" for n, s in splits.items()))
 
@@ -250,10 +266,11 @@ def evaluate(params: Params, scores_dir: str | Path, threshold_path: str | Path,
 # -- plots ----------------------------------------------------------------------------------------
 
 def _kind_label(kind: str, classes: tuple[str, ...] | None) -> str:
-    if kind.startswith("class:") and classes:
-        k = int(kind.split(":", 1)[1])
-        return classes[k] if 0 <= k < len(classes) else kind
-    return kind
+    """``class:7`` -> the class name (``Sneaker``), ``corruption:dot`` -> ``dot``, ``normal`` stays."""
+    prefix, _, rest = kind.partition(":")
+    if prefix == "class" and classes and rest.isdigit() and int(rest) < len(classes):
+        return classes[int(rest)]
+    return rest or kind
 
 
 def plots(params: Params, prepared_dir: str | Path, model_path: str | Path, scores_dir: str | Path,
@@ -301,6 +318,15 @@ def plots(params: Params, prepared_dir: str | Path, model_path: str | Path, scor
         captions = [f"{labels[i] if y[i] else 'normal'}\n{ranking[i]:.3g}" for i in idx]
         rows.append((name, prep.inverse(x[idx]).numpy(), captions))
     save("extremes.png", figures.image_strip(rows))
+
+    kinds = test["kind"].to_numpy().astype(str)
+    corruption_types = sorted({k.split(":", 1)[1] for k in kinds if k.startswith("corruption:")})
+    if corruption_types:  # a gallery of each corruption type in the test split
+        rows = []
+        for t in corruption_types:
+            idx = np.flatnonzero(kinds == f"corruption:{t}")[:n]
+            rows.append((t, prep.inverse(x[idx]).numpy(), [f"{labels[i]}\n{ranking[i]:.3g}" for i in idx]))
+        save("corruptions.png", figures.image_strip(rows))
 
     kde = load_kde(kde_path)
     latents = read_npz(latents_path) if detector.has_encoder else {}

@@ -1,21 +1,38 @@
-"""Anomaly protocols: turn a raw dataset into labeled train / val / test splits.
+"""Anomaly protocols: turn raw datasets into labeled train / val / test splits.
 
 Every split holds, per image: ``x`` (uint8, N x H x W x C), ``y`` (0 normal, 1 anomaly), ``label`` (the
-original class) and ``kind`` (``normal`` or the kind of anomaly, e.g. ``class:7``).
+original class, -1 where there is none) and ``kind`` (``normal`` or the kind of anomaly: ``class:7``,
+``dataset:fashion_mnist``, ``corruption:invert``, ``class:Parasitized``).
 
-* train: normal images only (a model never sees an anomaly unless a protocol option asks for it);
-* val:   held-out normal training images, for early stopping and thresholds;
-* test:  the dataset's full test set, untouched by any choice of the pipeline.
+* train: normal images, plus a ``contamination`` share of anomalies when asked for (robust training);
+* val:   held-out normal training images for early stopping and thresholds, plus a
+         ``val_anomaly_fraction`` share of labelled anomalies when asked for (threshold ``best_f1``);
+* test:  images no choice of the pipeline has seen.
+
+Protocols:
+
+* ``one_vs_rest``:   normal = ``normal_classes`` of one dataset, anomaly = every other class; test = the
+                     full test set;
+* ``cross_dataset``: normal = ``dataset`` (all classes or ``normal_classes``), anomaly = images of
+                     ``anomaly_dataset`` resized to the same size and channels; test = both test sets;
+* ``corrupted``:     normal = clean images, anomaly = images with one of the six corruptions
+                     (``data.corruption``); a ``fraction`` of the test images is corrupted;
+* ``folder``:        an image folder with one sub-directory per class, split per class by seed
+                     (``folder.test_fraction``); normal = the ``normal_classes`` folder names.
+
+Everything is drawn from one seeded generator: the same params and seed give the same splits.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Optional
 
 import numpy as np
 
+from ..config import DataConfig
 from ..errors import OddpixError
+from . import corruptions
 from .sources import RawDataset
 
 SPLITS = ("train", "val", "test")
@@ -46,57 +63,195 @@ class Split:
     def take(self, index: np.ndarray) -> "Split":
         return Split(self.x[index], self.y[index], self.label[index], self.kind[index])
 
+    @classmethod
+    def concat(cls, parts: list["Split"]) -> "Split":
+        parts = [p for p in parts if len(p)]
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("x", "y", "label", "kind")))
 
-def _kinds(labels: np.ndarray, is_anomaly: np.ndarray) -> np.ndarray:
-    kinds = np.char.add("class:", labels.astype(str))
-    return np.where(is_anomaly, kinds, "normal").astype("U32")
+
+def labeled(x: np.ndarray, labels: np.ndarray, anomalous: np.ndarray, kinds: np.ndarray) -> Split:
+    anomalous = np.asarray(anomalous, dtype=bool)
+    return Split(x, anomalous.astype(np.int64), np.asarray(labels, dtype=np.int64),
+                 np.where(anomalous, kinds, "normal").astype("U48"))
 
 
-def one_vs_rest(raw: RawDataset, normal_classes: Iterable[int], val_fraction: float, seed: int,
-                val_anomaly_fraction: float = 0.0) -> dict[str, Split]:
-    """Normal = ``normal_classes``; every other class is an anomaly (kind ``class:<label>``).
+def class_kinds(labels: np.ndarray) -> np.ndarray:
+    return np.char.add("class:", np.asarray(labels).astype(str))
 
-    ``val_anomaly_fraction`` > 0 adds labelled anomalies from the training set's other classes to the
-    validation split (that share of it), for threshold rules that need them (``best_f1``); they are
-    never used to train or early-stop an unsupervised model.
-    """
-    normal = np.asarray(sorted(set(normal_classes)), dtype=np.int64)
-    present = np.unique(raw.y_train)
-    missing = [int(c) for c in normal if c not in present]
-    if missing:
-        raise OddpixError(f"data.normal_classes: class {missing[0]} has no training images in {raw.name}; "
-                          f"classes present: {', '.join(map(str, present))}")
-    rng = np.random.default_rng(seed)
-    train_idx = np.flatnonzero(np.isin(raw.y_train, normal))
-    train_idx = train_idx[rng.permutation(len(train_idx))]
-    n_val = int(round(len(train_idx) * val_fraction))
-    if n_val < 1 or n_val >= len(train_idx):
-        raise OddpixError(f"data.val_fraction: {val_fraction} leaves {n_val} of {len(train_idx)} normal images "
+
+class LazyAnomalies:
+    """A pool of anomalous training images, drawn without replacement and only made when needed
+    (corruptions are applied to the drawn images only)."""
+
+    def __init__(self, size: int, make):
+        self.order: Optional[np.ndarray] = None
+        self.used = 0
+        self.size = size
+        self.make = make  # index array -> Split
+
+    def draw(self, n: int, rng: np.random.Generator, what: str) -> Split:
+        if n > self.size - self.used:
+            raise OddpixError(f"{what} asks for {n} anomalous training images; {self.size - self.used} are available")
+        if self.order is None:
+            self.order = rng.permutation(self.size)
+        idx = np.sort(self.order[self.used:self.used + n])
+        self.used += n
+        return self.make(idx)
+
+
+def assemble(normal: Split, anomalies: LazyAnomalies, test: Split, cfg: DataConfig,
+             rng: np.random.Generator) -> dict[str, Split]:
+    """Shuffle the normal training images into train and val, add contamination and val anomalies."""
+    order = rng.permutation(len(normal))
+    n_val = int(round(len(normal) * cfg.val_fraction))
+    if n_val < 1 or n_val >= len(normal):
+        raise OddpixError(f"data.val_fraction: {cfg.val_fraction} leaves {n_val} of {len(normal)} normal images "
                           "for validation; it needs at least one for each of train and val")
-    val_idx, fit_idx = np.sort(train_idx[:n_val]), np.sort(train_idx[n_val:])
-    if val_anomaly_fraction > 0:
-        pool = np.flatnonzero(~np.isin(raw.y_train, normal))
-        n_anomalies = int(round(n_val * val_anomaly_fraction / (1 - val_anomaly_fraction)))
-        if n_anomalies < 1 or n_anomalies > len(pool):
-            raise OddpixError(f"data.val_anomaly_fraction: {val_anomaly_fraction} asks for {n_anomalies} anomalous "
-                              f"validation images; {len(pool)} are available")
-        val_idx = np.sort(np.concatenate([val_idx, rng.choice(pool, n_anomalies, replace=False)]))
-
-    def make(x: np.ndarray, labels: np.ndarray, index: np.ndarray) -> Split:
-        lab = labels[index]
-        anomalous = ~np.isin(lab, normal)
-        return Split(x[index], anomalous.astype(np.int64), lab.astype(np.int64), _kinds(lab, anomalous))
-
-    test_idx = np.arange(len(raw.y_test))
-    splits = {"train": make(raw.x_train, raw.y_train, fit_idx), "val": make(raw.x_train, raw.y_train, val_idx),
-              "test": make(raw.x_test, raw.y_test, test_idx)}
-    if splits["test"].y.min() == splits["test"].y.max():
+    val, train = normal.take(np.sort(order[:n_val])), normal.take(np.sort(order[n_val:]))
+    if cfg.contamination > 0:
+        n = int(round(len(train) * cfg.contamination / (1 - cfg.contamination)))
+        train = Split.concat([train, anomalies.draw(max(n, 1), rng, f"data.contamination: {cfg.contamination}")])
+    if cfg.val_anomaly_fraction > 0:
+        n = int(round(n_val * cfg.val_anomaly_fraction / (1 - cfg.val_anomaly_fraction)))
+        if n < 1:
+            raise OddpixError(f"data.val_anomaly_fraction: {cfg.val_anomaly_fraction} asks for {n} anomalous "
+                              "validation images; raise it or data.val_fraction")
+        val = Split.concat([val, anomalies.draw(n, rng, f"data.val_anomaly_fraction: {cfg.val_anomaly_fraction}")])
+    if test.y.min() == test.y.max():
         raise OddpixError("the test split has only one label (all normal or all anomalous); AUROC would be "
                           "undefined - check data.normal_classes")
-    return splits
+    return {"train": train, "val": val, "test": test}
 
 
-PROTOCOLS = {"one_vs_rest": one_vs_rest}
+def _normal_mask(labels: np.ndarray, cfg: DataConfig, present: np.ndarray, name: str) -> np.ndarray:
+    if cfg.normal_classes == "all":
+        return np.ones(len(labels), dtype=bool)
+    missing = [c for c in cfg.normal_classes if c not in present]
+    if missing:
+        raise OddpixError(f"data.normal_classes: class {missing[0]} has no training images in {name}; "
+                          f"classes present: {', '.join(map(str, present))}")
+    return np.isin(labels, cfg.normal_classes)
+
+
+def one_vs_rest(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str, Split]:
+    raw: RawDataset = data[cfg.dataset]
+    normal = _normal_mask(raw.y_train, cfg, np.unique(raw.y_train), raw.name)
+    pool = np.flatnonzero(~normal)
+    anomalies = LazyAnomalies(len(pool), lambda i: labeled(raw.x_train[pool[i]], raw.y_train[pool[i]], np.ones(len(i)),
+                                                           class_kinds(raw.y_train[pool[i]])))
+    keep = np.flatnonzero(normal)
+    test_anomalous = ~np.isin(raw.y_test, cfg.normal_classes)
+    return assemble(labeled(raw.x_train[keep], raw.y_train[keep], np.zeros(len(keep)), class_kinds(raw.y_train[keep])),
+                    anomalies, labeled(raw.x_test, raw.y_test, test_anomalous, class_kinds(raw.y_test)), cfg, rng)
+
+
+def match_images(x: np.ndarray, size: tuple[int, int], channels: int) -> np.ndarray:
+    """Resize (antialiased bilinear) and convert channels so ``x`` matches another dataset's images."""
+    import torch
+    import torch.nn.functional as F
+
+    if x.shape[1:3] == size and x.shape[3] == channels:
+        return x
+    t = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float()
+    if t.shape[1] != channels:
+        t = t.mean(1, keepdim=True) if channels == 1 else t.expand(-1, channels, -1, -1)
+    if tuple(t.shape[-2:]) != tuple(size):
+        t = F.interpolate(t, size=size, mode="bilinear", antialias=True, align_corners=False)
+    return t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def cross_dataset(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str, Split]:
+    raw: RawDataset = data[cfg.dataset]
+    other: RawDataset = data[cfg.anomaly_dataset]
+    size, channels = raw.x_train.shape[1:3], raw.x_train.shape[3]
+    kind = f"dataset:{other.name}"
+    normal = _normal_mask(raw.y_train, cfg, np.unique(raw.y_train), raw.name)
+    keep = np.flatnonzero(normal)
+    anomalies = LazyAnomalies(len(other.y_train), lambda i: labeled(
+        match_images(other.x_train[i], size, channels), other.y_train[i], np.ones(len(i)), np.full(len(i), kind)))
+    test_normal_class = ~np.isin(raw.y_test, cfg.normal_classes) if cfg.normal_classes != "all" else \
+        np.zeros(len(raw.y_test), dtype=bool)
+    test = Split.concat([
+        labeled(raw.x_test, raw.y_test, test_normal_class, class_kinds(raw.y_test)),
+        labeled(match_images(other.x_test, size, channels), other.y_test, np.ones(len(other.y_test)),
+                np.full(len(other.y_test), kind)),
+    ])
+    return assemble(labeled(raw.x_train[keep], raw.y_train[keep], np.zeros(len(keep)), class_kinds(raw.y_train[keep])),
+                    anomalies, test, cfg, rng)
+
+
+def corrupted(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str, Split]:
+    raw: RawDataset = data[cfg.dataset]
+    c = cfg.corruption
+    knobs = {"noise_std": c.noise_std, "interpolate_alpha": c.interpolate_alpha,
+             "overlap_max_shift": c.overlap_max_shift, "underscore_thickness": c.underscore_thickness,
+             "underscore_length": c.underscore_length, "dot_radius": c.dot_radius}
+
+    def corrupt(x: np.ndarray, partners: np.ndarray, labels: np.ndarray) -> Split:
+        out, types = corruptions.corrupt(x, c.types, rng, partners, **knobs)
+        return labeled(out, labels, np.ones(len(x)), np.char.add("corruption:", types))
+
+    normal = _normal_mask(raw.y_train, cfg, np.unique(raw.y_train), raw.name)
+    keep = np.flatnonzero(normal)
+    # anomalous training images (contamination, val anomalies) are corrupted copies of images held out of
+    # the normal pool, so no clean image is also in train as its own corrupted twin
+    n_reserve = 0
+    if cfg.contamination > 0 or cfg.val_anomaly_fraction > 0:
+        n_reserve = min(len(keep) // 2, int(len(keep) * (cfg.contamination + cfg.val_anomaly_fraction)) + 2)
+    shuffled = rng.permutation(keep)
+    reserve, keep = np.sort(shuffled[:n_reserve]), np.sort(shuffled[n_reserve:])
+    partner_pool = raw.x_train
+
+    def make_train_anomalies(i: np.ndarray) -> Split:
+        partners = partner_pool[rng.integers(0, len(partner_pool), len(i))]
+        return corrupt(raw.x_train[reserve[i]], partners, raw.y_train[reserve[i]])
+
+    anomalies = LazyAnomalies(len(reserve), make_train_anomalies)
+    test_class_anomaly = ~np.isin(raw.y_test, cfg.normal_classes) if cfg.normal_classes != "all" else \
+        np.zeros(len(raw.y_test), dtype=bool)
+    clean = labeled(raw.x_test, raw.y_test, test_class_anomaly, class_kinds(raw.y_test))
+    n_bad = int(round(len(clean) * c.fraction))
+    chosen = np.sort(rng.choice(len(clean), n_bad, replace=False))
+    partner = (chosen + rng.integers(1, len(clean), n_bad)) % len(clean)  # another test image, never itself
+    bad = corrupt(raw.x_test[chosen], raw.x_test[partner], raw.y_test[chosen])
+    test = clean
+    test.x = test.x.copy()
+    test.x[chosen], test.y[chosen], test.kind[chosen] = bad.x, bad.y, bad.kind
+    return assemble(labeled(raw.x_train[keep], raw.y_train[keep], np.zeros(len(keep)), class_kinds(raw.y_train[keep])),
+                    anomalies, test, cfg, rng)
+
+
+def folder(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str, Split]:
+    images = data["folder"]
+    classes = list(images.classes)
+    missing = [c for c in cfg.normal_classes if c not in classes]
+    if missing:
+        raise OddpixError(f"data.normal_classes: no folder {missing[0]!r} with images in {cfg.folder.root}; "
+                          f"classes found: {', '.join(classes) or 'none'}")
+    names = np.asarray(classes)[images.y]
+    is_anomaly = ~np.isin(names, cfg.normal_classes)
+    kinds = np.char.add("class:", names)
+    test_idx = []
+    for k in range(len(classes)):  # a per-class split keeps the class balance of the folder
+        members = np.flatnonzero(images.y == k)
+        n_test = int(round(len(members) * cfg.folder.test_fraction))
+        test_idx.append(rng.permutation(members)[:n_test])
+    test_idx = np.sort(np.concatenate(test_idx)) if test_idx else np.zeros(0, dtype=int)
+    rest = np.setdiff1d(np.arange(len(images.y)), test_idx)
+    normal_rest, anomal_rest = rest[~is_anomaly[rest]], rest[is_anomaly[rest]]
+    anomalies = LazyAnomalies(len(anomal_rest), lambda i: labeled(
+        images.x[anomal_rest[i]], images.y[anomal_rest[i]], np.ones(len(i)), kinds[anomal_rest[i]]))
+    return assemble(labeled(images.x[normal_rest], images.y[normal_rest], np.zeros(len(normal_rest)), kinds[normal_rest]),
+                    anomalies, labeled(images.x[test_idx], images.y[test_idx], is_anomaly[test_idx], kinds[test_idx]),
+                    cfg, rng)
+
+
+PROTOCOLS = {"one_vs_rest": one_vs_rest, "cross_dataset": cross_dataset, "corrupted": corrupted, "folder": folder}
+
+
+def make_splits(cfg: DataConfig, data: dict, seed: int) -> dict[str, Split]:
+    """The splits of ``cfg.protocol`` from the loaded datasets (name -> RawDataset or FolderImages)."""
+    return PROTOCOLS[cfg.protocol](cfg, data, np.random.default_rng(seed))
 
 
 def summarize(splits: dict[str, Split]) -> dict:
@@ -108,5 +263,5 @@ def summarize(splits: dict[str, Split]) -> dict:
         out[f"{name}_anomaly"] = int((split.y == 1).sum())
         kinds, counts = np.unique(split.kind, return_counts=True)
         for kind, count in zip(kinds, counts):
-            out[f"{name}_kind_{str(kind).replace(':', '_')}"] = int(count)
+            out[f"{name}_kind_{''.join(ch if ch.isalnum() else '_' for ch in str(kind))}"] = int(count)
     return out

@@ -1,15 +1,18 @@
-"""Where images come from: local mirrors, Debian's dataset packages, or a torchvision download.
+"""Where images come from: local mirrors, Debian's dataset packages, a torchvision download, or an
+image folder.
 
-The MNIST-family datasets are read from the original IDX files (gzip or unpacked). Every unpacked file
-is checked against its MD5 sum before use:
+The MNIST-family datasets (MNIST, Fashion-MNIST, KMNIST, EMNIST letters / balanced) are read from the
+original IDX files (gzip or unpacked; EMNIST also straight from its ``gzip.zip``). Every file is checked
+against an MD5 sum before use:
 
-* ``checksums: original`` - the published originals' sums (the table below); the safe default;
+* ``checksums: original`` - the published originals' sums (the table below: of the unpacked files, of
+  the ``.gz`` files where only those are published, or of EMNIST's archive); the safe default;
 * ``checksums: mirror``   - the ``MD5SUMS.uncompressed`` (or ``MD5SUMS``) file inside the mirror folder,
   for derived or home-made datasets in the same format;
 * ``checksums: off``      - no check.
 
 Search order: ``data.mirror`` from params, then ``$ODDPIX_DATA_MIRROR`` (both folders that hold one
-sub-folder per dataset: ``mnist/``, ``fashion-mnist/``), then system folders such as
+sub-folder per dataset: ``mnist/``, ``fashion-mnist/``, ``kmnist/``, ``emnist/``), then system folders such as
 ``/usr/share/datasets/fashion-mnist`` (Debian's ``dataset-fashion-mnist``), then a torchvision download
 into ``cache_dir`` when ``data.download`` is true.
 """
@@ -19,7 +22,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -35,16 +38,36 @@ IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-
 
 @dataclass(frozen=True)
 class IdxDataset:
-    """An MNIST-format dataset: four IDX files, 10 classes."""
+    """An MNIST-format dataset: four IDX files (train images, train labels, test images, test labels)."""
 
     name: str
     folder: str                 # sub-folder in a mirror
     title: str
     torchvision_class: str
     classes: tuple[str, ...]
-    md5: dict[str, str]         # unpacked file name -> MD5 of the published original
+    md5: dict[str, str] = field(default_factory=dict)     # unpacked file name -> MD5 of the original
+    gz_md5: dict[str, str] = field(default_factory=dict)  # file name (without .gz) -> MD5 of the .gz
+    files: tuple[str, str, str, str] = IDX_FILES
     system_dirs: tuple[str, ...] = ()
     apt_package: Optional[str] = None
+    torchvision_kwargs: dict = field(default_factory=dict)
+    archive: Optional[tuple[str, str, str]] = None  # (file in the mirror folder, its MD5, member folder)
+    transpose: bool = False     # EMNIST stores images transposed
+    label_offset: int = 0       # EMNIST letters are labelled 1..26
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+
+def _emnist(split: str, classes: tuple[str, ...], label_offset: int = 0) -> IdxDataset:
+    prefix = f"emnist-{split}"
+    return IdxDataset(
+        name=f"emnist_{split}", folder="emnist", title=f"EMNIST ({split})", torchvision_class="EMNIST",
+        classes=classes, files=(f"{prefix}-train-images-idx3-ubyte", f"{prefix}-train-labels-idx1-ubyte",
+                                f"{prefix}-test-images-idx3-ubyte", f"{prefix}-test-labels-idx1-ubyte"),
+        torchvision_kwargs={"split": split}, archive=("gzip.zip", "58c8d27c78d21e728a6bc7b3cc06412e", "gzip"),
+        transpose=True, label_offset=label_offset)
 
 
 DATASETS: dict[str, IdxDataset] = {
@@ -72,6 +95,18 @@ DATASETS: dict[str, IdxDataset] = {
         system_dirs=("/usr/share/datasets/fashion-mnist",),
         apt_package="dataset-fashion-mnist",
     ),
+    "kmnist": IdxDataset(
+        name="kmnist", folder="kmnist", title="Kuzushiji-MNIST", torchvision_class="KMNIST",
+        classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+        gz_md5={
+            "train-images-idx3-ubyte": "bdb82020997e1d708af4cf47b453dcf7",
+            "train-labels-idx1-ubyte": "e144d726b3acfaa3e44228e80efcd344",
+            "t10k-images-idx3-ubyte": "5c965bf0a639b31b8f53240b1b52f4d7",
+            "t10k-labels-idx1-ubyte": "7320c461ea6c1c855c0b718fb2a4b134",
+        },
+    ),
+    "emnist_letters": _emnist("letters", tuple("abcdefghijklmnopqrstuvwxyz"), label_offset=1),
+    "emnist_balanced": _emnist("balanced", tuple("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghnqrt")),
 }
 
 
@@ -118,17 +153,23 @@ def encode_idx(array: np.ndarray) -> bytes:
     return header + array.tobytes()
 
 
-def _read_member(folder: Path, name: str) -> Optional[bytes]:
-    """The unpacked bytes of ``name`` in ``folder`` (plain or ``.gz``), or None if neither exists."""
+def _read_member(folder: Path, name: str, archive_members: Optional[dict[str, bytes]] = None
+                 ) -> Optional[tuple[bytes, Optional[bytes]]]:
+    """(unpacked bytes, the .gz bytes if it came from one) of ``name``; None if it is not there."""
     plain, packed = folder / name, folder / f"{name}.gz"
+    raw_gz = None
     if plain.is_file():
-        return plain.read_bytes()
+        return plain.read_bytes(), None
     if packed.is_file():
-        try:
-            return gzip.decompress(packed.read_bytes())
-        except (OSError, EOFError) as exc:
-            raise OddpixError(f"{packed} is not a readable gzip file ({exc}); replace it with the original") from None
-    return None
+        raw_gz = packed.read_bytes()
+    elif archive_members is not None and f"{name}.gz" in archive_members:
+        raw_gz = archive_members[f"{name}.gz"]
+    if raw_gz is None:
+        return None
+    try:
+        return gzip.decompress(raw_gz), raw_gz
+    except (OSError, EOFError) as exc:
+        raise OddpixError(f"{packed} is not a readable gzip file ({exc}); replace it with the original") from None
 
 
 def _mirror_sums(folder: Path) -> dict[str, str]:
@@ -144,40 +185,91 @@ def _mirror_sums(folder: Path) -> dict[str, str]:
     return {}
 
 
+def _archive_members(spec: IdxDataset, folder: Path, checksums: str) -> Optional[dict[str, bytes]]:
+    """The ``.gz`` members of the dataset's archive in ``folder`` (EMNIST's gzip.zip), MD5-checked."""
+    import zipfile
+
+    if spec.archive is None or not (folder / spec.archive[0]).is_file():
+        return None
+    path = folder / spec.archive[0]
+    if checksums == "original":
+        got = _md5_file(path)
+        if got != spec.archive[1]:
+            raise OddpixError(f"{path}: MD5 {got} does not match the published {spec.archive[1]}; the archive is "
+                              "corrupt or not the original - download it again")
+    wanted = {f"{spec.archive[2]}/{name}.gz" for name in spec.files}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return {m.rsplit("/", 1)[-1]: zf.read(m) for m in zf.namelist() if m in wanted}
+    except zipfile.BadZipFile:
+        raise OddpixError(f"{path} is not a readable zip archive; download it again") from None
+
+
+def _md5_file(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _verify(spec: IdxDataset, folder: Path, name: str, blob: bytes, gz_blob: Optional[bytes], checksums: str,
+            mirror_sums: dict[str, str], from_archive: bool) -> None:
+    if checksums == "off":
+        return
+    if checksums == "mirror":
+        if not mirror_sums:
+            raise OddpixError(f"data.checksums is 'mirror' but {folder} has no MD5SUMS.uncompressed file; "
+                              "add one (md5sum of the unpacked files) or set data.checksums: off")
+        want, got, what = mirror_sums.get(name), hashlib.md5(blob).hexdigest(), "listed"
+        if want is None:
+            raise OddpixError(f"no MD5 sum listed for {name} in {folder}/MD5SUMS.uncompressed")
+    elif name in spec.md5:
+        want, got, what = spec.md5[name], hashlib.md5(blob).hexdigest(), "published"
+    elif gz_blob is not None and name in spec.gz_md5 and not from_archive:
+        want, got, what = spec.gz_md5[name], hashlib.md5(gz_blob).hexdigest(), "published (.gz)"
+    elif from_archive:
+        return  # the whole archive was checked against its published MD5
+    else:
+        raise OddpixError(f"{folder / name}: no published MD5 sum exists for this form of {spec.title} "
+                          f"(known: {'the .gz files' if spec.gz_md5 else spec.archive[0] if spec.archive else 'none'}); "
+                          "provide those, or set data.checksums to 'mirror' (with an MD5SUMS.uncompressed file) or 'off'")
+    if got != want:
+        raise OddpixError(
+            f"{folder / name}: MD5 {got} does not match the {what} {want} (data.checksums: {checksums}); "
+            f"the file is corrupt or not the original {spec.title} - replace it, or set data.checksums to "
+            "'mirror' for a home-made dataset")
+
+
 def read_idx_folder(spec: IdxDataset, folder: Path, checksums: str = "original") -> Optional[RawDataset]:
     """Read the four IDX files from ``folder``; None when the folder does not hold them all."""
     if not folder.is_dir():
         return None
-    blobs = {}
-    for name in IDX_FILES:
-        blob = _read_member(folder, name)
-        if blob is None:
+    members = None
+    if not all((folder / n).is_file() or (folder / f"{n}.gz").is_file() for n in spec.files):
+        members = _archive_members(spec, folder, checksums)
+    sums = _mirror_sums(folder) if checksums == "mirror" else {}
+    blobs = []
+    for name in spec.files:
+        found = _read_member(folder, name, members)
+        if found is None:
             return None
-        blobs[name] = blob
-    if checksums != "off":
-        expected = spec.md5 if checksums == "original" else _mirror_sums(folder)
-        if not expected:
-            raise OddpixError(f"data.checksums is 'mirror' but {folder} has no MD5SUMS.uncompressed file; "
-                              "add one (md5sum of the unpacked files) or set data.checksums: off")
-        for name, blob in blobs.items():
-            want = expected.get(name)
-            got = hashlib.md5(blob).hexdigest()
-            if want is None:
-                raise OddpixError(f"no MD5 sum listed for {name} in {folder}")
-            if got != want:
-                raise OddpixError(
-                    f"{folder / name}: MD5 {got} does not match the expected {want} "
-                    f"(data.checksums: {checksums}); the file is corrupt or not the original {spec.title} - "
-                    "replace it, or set data.checksums to 'mirror' for a home-made dataset")
-    x_train = parse_idx(blobs["train-images-idx3-ubyte"], f"{folder}/train-images")
-    y_train = parse_idx(blobs["train-labels-idx1-ubyte"], f"{folder}/train-labels")
-    x_test = parse_idx(blobs["t10k-images-idx3-ubyte"], f"{folder}/t10k-images")
-    y_test = parse_idx(blobs["t10k-labels-idx1-ubyte"], f"{folder}/t10k-labels")
-    for x, y, part in ((x_train, y_train, "train"), (x_test, y_test, "t10k")):
+        blob, gz_blob = found
+        from_archive = members is not None and not (folder / name).is_file() and not (folder / f"{name}.gz").is_file()
+        _verify(spec, folder, name, blob, gz_blob, checksums, sums, from_archive)
+        blobs.append(blob)
+    x_train = parse_idx(blobs[0], f"{folder}/{spec.files[0]}")
+    y_train = parse_idx(blobs[1], f"{folder}/{spec.files[1]}")
+    x_test = parse_idx(blobs[2], f"{folder}/{spec.files[2]}")
+    y_test = parse_idx(blobs[3], f"{folder}/{spec.files[3]}")
+    for x, y, part in ((x_train, y_train, "train"), (x_test, y_test, "test")):
         if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
             raise OddpixError(f"{folder}: {part} images {x.shape} and labels {y.shape} do not match")
-    return RawDataset(spec.name, x_train[..., None], y_train.astype(np.int64), x_test[..., None],
-                      y_test.astype(np.int64), source=str(folder))
+    if spec.transpose:
+        x_train, x_test = np.ascontiguousarray(x_train.transpose(0, 2, 1)), np.ascontiguousarray(x_test.transpose(0, 2, 1))
+    y_train = y_train.astype(np.int64) - spec.label_offset
+    y_test = y_test.astype(np.int64) - spec.label_offset
+    return RawDataset(spec.name, x_train[..., None], y_train, x_test[..., None], y_test, source=str(folder))
 
 
 def candidate_folders(spec: IdxDataset, mirror: Optional[str]) -> list[tuple[str, Path]]:
@@ -199,7 +291,7 @@ def _download(spec: IdxDataset, cache_dir: Path) -> Path:
     dataset_cls = getattr(torchvision.datasets, spec.torchvision_class)
     cache_dir.mkdir(parents=True, exist_ok=True)
     for train in (True, False):
-        dataset_cls(root=str(cache_dir), train=train, download=True)
+        dataset_cls(root=str(cache_dir), train=train, download=True, **spec.torchvision_kwargs)
     return cache_dir / spec.torchvision_class / "raw"
 
 
@@ -221,7 +313,10 @@ def load_idx_dataset(name: str, mirror: Optional[str] = None, checksums: str = "
         except Exception as exc:  # network errors come in many types; all mean the same to the user
             tried.append(f"torchvision download ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
         else:
-            data = read_idx_folder(spec, folder, "original" if checksums != "off" else "off")
+            # torchvision checked what it downloaded (the files' or the archive's MD5); check again where a
+            # per-file sum is published
+            verify = "original" if checksums != "off" and (spec.md5 or spec.gz_md5) else "off"
+            data = read_idx_folder(spec, folder, verify)
             if data is not None:
                 data.source = f"torchvision download ({folder})"
                 return data
@@ -229,8 +324,76 @@ def load_idx_dataset(name: str, mirror: Optional[str] = None, checksums: str = "
     else:
         tried.append("torchvision download (off: data.download is false)")
     apt = f", or `apt install {spec.apt_package}`" if spec.apt_package else ""
+    originals = f"{spec.archive[0]} (or " if spec.archive else "the four original files ("
     raise OddpixError(
         f"could not get {spec.title}. Tried: " + "; ".join(tried) + ". "
-        f"To fix: put the four original files ({', '.join(f + '.gz' for f in IDX_FILES)}) into "
+        f"To fix: put {originals}{', '.join(f + '.gz' for f in spec.files)}) into "
         f"<folder>/{spec.folder}/ and `export {MIRROR_ENV}=<folder>` (or set data.mirror in params.yaml)"
         f"{apt}, or connect to the internet with data.download: true.")
+
+
+# --------------------------------------------------------------------------------------------------
+# image folders
+
+
+@dataclass
+class FolderImages:
+    """Every readable image of a class-per-sub-directory tree, resized to one size."""
+
+    x: np.ndarray             # uint8 N x S x S x C
+    y: np.ndarray             # class index into ``classes``
+    classes: tuple[str, ...]
+    files: np.ndarray         # paths relative to the root
+    skipped: list[str]        # files that could not be read as images
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"x": self.x, "y": self.y, "classes": np.asarray(self.classes, dtype=str),
+                "files": self.files.astype(str), "skipped": np.asarray(self.skipped, dtype=str)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "FolderImages":
+        return cls(arrays["x"], arrays["y"], tuple(arrays["classes"].tolist()), arrays["files"],
+                   arrays["skipped"].tolist())
+
+
+def _load_one(path: Path, size: int, channels: int) -> Optional[np.ndarray]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.BILINEAR)
+            array = np.array(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None
+    return array[..., None] if array.ndim == 2 else array
+
+
+def load_image_folder(root: str | Path, image_size: int, channels: int, warn=print,
+                      workers: int = 4) -> FolderImages:
+    """Read ``root/<class>/**/<image>``; a file that is not a readable image is skipped with a warning
+    naming it. Decoding runs in a thread pool (PIL releases the GIL while decoding)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise OddpixError(f"data.folder.root: {root} is not a folder; it should hold one sub-folder of images "
+                          "per class (e.g. cell_images/Parasitized, cell_images/Uninfected)")
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not class_dirs:
+        raise OddpixError(f"data.folder.root: {root} has no class sub-folders")
+    files, labels = [], []
+    for k, d in enumerate(class_dirs):
+        for f in sorted(p for p in d.rglob("*") if p.is_file() and not p.name.startswith(".")):
+            files.append(f)
+            labels.append(k)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        images = list(pool.map(lambda f: _load_one(f, image_size, channels), files))
+    skipped = [str(f.relative_to(root)) for f, img in zip(files, images) if img is None]
+    for name in skipped:
+        warn(f"warning: skipping {root / name}: not a readable image")
+    ok = [i for i, img in enumerate(images) if img is not None]
+    if not ok:
+        raise OddpixError(f"data.folder.root: no readable images under {root}")
+    x = np.stack([images[i] for i in ok])
+    return FolderImages(x, np.asarray(labels, dtype=np.int64)[ok], tuple(d.name for d in class_dirs),
+                        np.asarray([str(files[i].relative_to(root)) for i in ok]), skipped)
