@@ -11,9 +11,10 @@ from oddpix.stage import stage_command
 @click.option("--model-out", default="models/detector.pt", show_default=True)
 @click.option("--history", default="plots/train/history.csv", show_default=True)
 @click.option("--metrics", "metrics_path", default="metrics/train.json", show_default=True)
-def main(params, data_dir, model_out, history, metrics_path):
+@click.option("--samples", default="plots/samples", show_default=True, help="training sample grids (GANs)")
+def main(params, data_dir, model_out, history, metrics_path, samples):
     """Train on the normal training images; early-stop on the validation split."""
-    pipeline.train(params, data_dir, model_out, history, metrics_path)
+    pipeline.train(params, data_dir, model_out, history, metrics_path, samples)
 
 
 if __name__ == "__main__":

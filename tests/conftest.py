@@ -9,6 +9,15 @@ from oddpix.data.synthetic import pattern_dataset, write_idx_folder
 TINY_MODELS = {
     "cae": {"channels": [8, 16], "latent_dim": 8, "epochs": 10, "batch_size": 16},
     "ae": {"hidden": [64], "latent_dim": 8, "epochs": 10, "batch_size": 16},
+    "vae": {"channels": [8, 16], "latent_dim": 4, "epochs": 15, "batch_size": 16},
+    "deep_svdd": {"channels": [8, 8], "rep_dim": 8, "pretrain_epochs": 8, "epochs": 10, "batch_size": 16,
+                  "lr": 1e-3},
+    "ganomaly": {"latent_dim": 16, "base_channels": 8, "epochs": 30, "batch_size": 16, "sample_every": 60},
+    "gan_mse": {"latent_dim": 16, "base_channels": 8, "epochs": 30, "batch_size": 16, "sample_every": 0},
+    "ae_kde": {"channels": [8, 16], "latent_dim": 4, "epochs": 10, "batch_size": 16},
+    "aae": {"channels": [8, 16], "latent_dim": 4, "epochs": 12, "batch_size": 16, "warmup_epochs": 4,
+            "refine_every": 4, "reject_fraction": 0.1},
+    "cnn": {"channels": [8, 16], "hidden": 16, "epochs": 10, "batch_size": 16},
 }
 
 

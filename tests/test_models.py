@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score
@@ -18,16 +19,16 @@ def _fit(name, params, splits, seed=0):
     return det, history, logs, prep.transform(splits["test"].x)
 
 
-@pytest.mark.parametrize("name", ["cae", "ae"])
+@pytest.mark.parametrize("name", ["cae", "ae", "vae"])
 def test_autoencoder_learns_the_normal_class(name, tiny_params, pattern_splits):
     det, history, logs, test_x = _fit(name, tiny_params(), pattern_splits)
     assert history[-1]["loss"] < history[0]["loss"]
-    assert len(logs) == len(history) and logs[0].startswith(f"{name} epoch 1/10 loss=")
+    assert len(logs) == len(history) and logs[0].startswith(f"{name} epoch 1/")
     scores = det.score(test_x)
     assert set(scores) == set(REGISTRY[name].score_components)
     y = pattern_splits["test"].y
     assert roc_auc_score(y, scores["reconstruction"].numpy()) > 0.9
-    assert det.encode(test_x[:5]).shape == (5, 8)
+    assert det.encode(test_x[:5]).shape == (5, tiny_params().models[name].latent_dim)
     assert det.reconstruct(test_x[:5]).shape == test_x[:5].shape
 
 
@@ -80,3 +81,120 @@ def test_cae_adapts_to_odd_sizes_and_rgb(tiny_params):
 def test_device_resolution():
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+
+
+def test_vae_scores(tiny_params, pattern_splits):
+    det, history, _, test_x = _fit("vae", tiny_params(), pattern_splits)
+    scores = det.score(test_x)
+    y = pattern_splits["test"].y
+    for component in ("elbo", "pixel_fraction"):
+        assert roc_auc_score(y, scores[component].numpy()) > 0.85, component
+    # the KL term is active: the posterior is not the prior
+    mu, logvar = det.posterior(test_x[:20])
+    assert (det.kl(mu, logvar) > 0.1).all()
+    # pixel_fraction is the share of pixels whose |x - x_hat| exceeds the pixel threshold
+    recon = det.reconstruct(test_x[:3])
+    want = ((test_x[:3] - recon).abs() > det.config.pixel_threshold).float().mean(dim=(1, 2, 3))
+    torch.testing.assert_close(scores["pixel_fraction"][:3], want)
+    assert 0.0 <= float(scores["pixel_fraction"].min()) and float(scores["pixel_fraction"].max()) <= 1.0
+
+
+def test_deep_svdd_follows_the_paper(tiny_params, pattern_splits):
+    det, history, logs, test_x = _fit("deep_svdd", tiny_params(), pattern_splits)
+    assert not any(name.endswith("bias") for name, _ in det.encoder.named_parameters())  # no bias terms
+    assert all(not m.affine for m in det.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert (det.center.abs() >= det.config.eps - 1e-7).all()  # centre pushed away from 0
+    assert [r["phase"] for r in history].count("pretrain") == 8 and history[-1]["phase"] == "svdd"
+    assert [r["epoch"] for r in history] == list(range(1, len(history) + 1))
+    assert any(line.startswith("deep_svdd pretrain epoch 1/8") for line in logs)
+    y = pattern_splits["test"].y
+    assert roc_auc_score(y, det.score(test_x)["distance"].numpy()) > 0.9
+
+
+@pytest.mark.parametrize("name, component", [("ganomaly", "latent"), ("gan_mse", "reconstruction")])
+def test_gan_detectors_learn(name, component, tmp_path, tiny_params, pattern_splits):
+    prep = Preprocessor()
+    gen = seed_everything(0)
+    det = build_detector(name, tiny_params().models[name], (1, 28, 28))
+    history = det.fit(FitData(prep.transform(pattern_splits["train"].x), prep.transform(pattern_splits["val"].x)),
+                      FitContext(torch.device("cpu"), gen, log=lambda _: None, sample_dir=tmp_path))
+    assert {"loss", "loss_d", "val_loss"} <= set(history[0])
+    assert not det.training  # scored in eval mode, BatchNorm with its running statistics
+    test_x = prep.transform(pattern_splits["test"].x)
+    scores = det.score(test_x)
+    assert roc_auc_score(pattern_splits["test"].y, scores[component].numpy()) > 0.9
+    assert det.reconstruct(test_x[:4]).shape == (4, 1, 28, 28)
+    samples = sorted(p.name for p in tmp_path.glob("*.png"))
+    if det.config.sample_every:  # 6 batches an epoch x 30 epochs = 180 steps: grids at 60, 120, 180
+        assert samples == [f"{name}_step{s:06d}.png" for s in (60, 120, 180)]
+    else:
+        assert samples == []
+
+
+def test_aae_rejects_the_least_likely_training_images(tiny_params, patterns):
+    from oddpix.config import DataConfig
+    from oddpix.data.protocols import make_splits
+
+    splits = make_splits(DataConfig(normal_classes=[0], contamination=0.1), {"fashion_mnist": patterns}, seed=0)
+    prep = Preprocessor()
+    gen = seed_everything(0)
+    det = build_detector("aae", tiny_params().models["aae"], (1, 28, 28))
+    logs = []
+    history = det.fit(FitData(prep.transform(splits["train"].x), prep.transform(splits["val"].x),
+                              torch.from_numpy(splits["train"].y), torch.from_numpy(splits["val"].y)),
+                      FitContext(torch.device("cpu"), gen, log=logs.append))
+    assert [r["epoch"] for r in history] == list(range(1, 13))
+    assert [r["kept"] for r in history][:4] == [100] * 4 and history[-1]["kept"] == 90
+    assert sum("robust training: leaving out 10 of 100" in line for line in logs) == 2
+    # the rejected images are mostly the real anomalies (10 of the 100 training images)
+    assert det.fit_report["rejected_train"] == 10 and det.fit_report["rejected_true_anomalies"] >= 7
+    scores = det.score(prep.transform(splits["test"].x))
+    y = splits["test"].y
+    assert roc_auc_score(y, scores["reconstruction"].numpy()) > 0.9
+    assert roc_auc_score(y, scores["combined"].numpy()) > 0.7
+    assert set(scores) == {"reconstruction", "prior", "combined", "bce", "mse"}
+
+
+def test_cnn_uses_class_weights_and_cross_validates(tiny_params, patterns):
+    from oddpix.config import DataConfig
+    from oddpix.data.protocols import make_splits
+    from oddpix.errors import OddpixError
+    from oddpix.models.cnn import class_weights
+
+    w = class_weights(torch.tensor([0, 0, 0, 1]))
+    torch.testing.assert_close(w, torch.tensor([4 / 6, 4 / 6, 4 / 6, 2.0]))  # each class weighs half
+    assert float(w[:3].sum()) == pytest.approx(float(w[3:].sum()))
+
+    splits = make_splits(DataConfig(normal_classes=[0], contamination=0.2, val_anomaly_fraction=0.3),
+                         {"fashion_mnist": patterns}, seed=0)
+    prep = Preprocessor()
+    cfg = tiny_params(models={"cnn": {"channels": [8, 16], "hidden": 16, "epochs": 8, "batch_size": 16,
+                                      "folds": 3}}, data={"contamination": 0.2}).models["cnn"]
+    det = build_detector("cnn", cfg, (1, 28, 28))
+    logs = []
+    det.fit(FitData(prep.transform(splits["train"].x), prep.transform(splits["val"].x),
+                    torch.from_numpy(splits["train"].y), torch.from_numpy(splits["val"].y)),
+            FitContext(torch.device("cpu"), seed_everything(0), log=logs.append))
+    report = det.fit_report
+    assert report["cv_folds"] == 3 and 0.0 <= report["cv_auroc_std"] <= 0.5
+    assert report["cv_auroc_mean"] == pytest.approx(np.mean([report[f"cv_auroc_fold{i}"] for i in (1, 2, 3)]))
+    assert any(line.startswith("cnn cross-validation: AUROC") for line in logs)
+    scores = det.score(prep.transform(splits["test"].x))["probability"]
+    assert 0.0 <= float(scores.min()) and float(scores.max()) <= 1.0
+    assert roc_auc_score(splits["test"].y, scores.numpy()) > 0.95
+    unlabeled = build_detector("cnn", cfg, (1, 28, 28))
+    with pytest.raises(OddpixError, match="no labelled anomalies"):
+        unlabeled.fit(FitData(torch.rand(8, 1, 28, 28), None, torch.zeros(8)), FitContext(torch.device("cpu"),
+                                                                                          seed_everything(0)))
+
+
+def test_model_level_param_checks():
+    from oddpix.config import parse_params
+    from oddpix.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="data.contamination: model 'cnn' is supervised"):
+        parse_params({"model": "cnn"})
+    with pytest.raises(ConfigError, match="kde.enabled: model 'ae_kde' scores by the density"):
+        parse_params({"model": "ae_kde", "kde": {"enabled": False}})
+    with pytest.raises(ConfigError, match="models.cnn.folds: 1 is not valid"):
+        parse_params({"models": {"cnn": {"folds": 1}}})

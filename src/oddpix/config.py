@@ -357,6 +357,11 @@ def parse_params(raw: Any) -> Params:
 
 def _check_cross_section(params: Params, registry: Mapping[str, type]) -> None:
     detector_cls = registry[params.model]
+    if detector_cls.supervised and params.data.contamination == 0:
+        _fail("data.contamination", f"model {params.model!r} is supervised and needs labelled anomalies in training; "
+              "set data.contamination (e.g. 0.1) and data.val_anomaly_fraction (e.g. 0.1)")
+    if detector_cls.needs_kde and not params.kde.enabled:
+        _fail("kde.enabled", f"model {params.model!r} scores by the density of its latent codes; set it to true")
     components = list(detector_cls.score_components)
     if params.kde.enabled and detector_cls.has_encoder:
         components.append("density")

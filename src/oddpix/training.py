@@ -14,7 +14,8 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from pathlib import Path
+from typing import Callable, Optional, Union
 
 import torch
 from tqdm.auto import tqdm
@@ -28,16 +29,36 @@ class FitContext:
     generator: torch.Generator
     log: Callable[[str], None] = field(default=lambda msg: print(msg, flush=True))
     progress: Optional[bool] = None  # None: a bar only when stderr is a terminal
+    sample_dir: Optional[Path] = None  # where models that draw training samples put them
 
 
-def train_loop(module: torch.nn.Module, train_x: torch.Tensor, val_x: Optional[torch.Tensor], cfg: TrainConfig,
-               ctx: FitContext, train_step: Callable[[torch.Tensor], dict[str, float]],
-               val_loss: Callable[[torch.Tensor], torch.Tensor], name: str = "train") -> list[dict]:
-    """Run ``cfg.epochs`` epochs; returns the history (one dict per epoch)."""
+Data = Union[torch.Tensor, tuple]
+
+
+def _to(data: Data, device: torch.device) -> Data:
+    return tuple(t.to(device) for t in data) if isinstance(data, tuple) else data.to(device)
+
+
+def _take(data: Data, index) -> Data:
+    return tuple(t[index] for t in data) if isinstance(data, tuple) else data[index]
+
+
+def _len(data: Data) -> int:
+    return len(data[0]) if isinstance(data, tuple) else len(data)
+
+
+def train_loop(module: torch.nn.Module, train_x: Data, val_x: Optional[Data], cfg: TrainConfig,
+               ctx: FitContext, train_step: Callable[[Data], dict[str, float]],
+               val_loss: Callable[[Data], torch.Tensor], name: str = "train") -> list[dict]:
+    """Run ``cfg.epochs`` epochs; returns the history (one dict per epoch).
+
+    ``train_x`` / ``val_x`` are image tensors or tuples of aligned tensors (images, labels, weights ...);
+    the steps receive batches of the same form.
+    """
     device = ctx.device
-    train_x = train_x.to(device)
-    val_x = val_x.to(device) if val_x is not None and len(val_x) else None
-    n = len(train_x)
+    train_x = _to(train_x, device)
+    val_x = _to(val_x, device) if val_x is not None and _len(val_x) else None
+    n = _len(train_x)
     batches = max(1, math.ceil(n / cfg.batch_size))
     history: list[dict] = []
     best_val, best_state, best_epoch, bad_epochs = math.inf, None, 0, 0
@@ -51,7 +72,7 @@ def train_loop(module: torch.nn.Module, train_x: torch.Tensor, val_x: Optional[t
                    mininterval=0.5, file=sys.stderr)
         for b in bar:
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            losses = train_step(train_x[idx])
+            losses = train_step(_take(train_x, idx))
             for key, value in losses.items():
                 sums[key] = sums.get(key, 0.0) + value * len(idx)
             if show_bar:
@@ -62,10 +83,11 @@ def train_loop(module: torch.nn.Module, train_x: torch.Tensor, val_x: Optional[t
             module.eval()
             with torch.no_grad():
                 total = 0.0
-                for s in range(0, len(val_x), cfg.batch_size):
-                    chunk = val_x[s:s + cfg.batch_size]
-                    total += float(val_loss(chunk)) * len(chunk)
-            row["val_loss"] = total / len(val_x)
+                n_val = _len(val_x)
+                for s in range(0, n_val, cfg.batch_size):
+                    chunk = _take(val_x, slice(s, s + cfg.batch_size))
+                    total += float(val_loss(chunk)) * _len(chunk)
+            row["val_loss"] = total / n_val
         row["seconds"] = round(time.perf_counter() - start, 3)
         history.append(row)
         ctx.log(f"{name} epoch {epoch}/{cfg.epochs} " + " ".join(

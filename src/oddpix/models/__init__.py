@@ -10,9 +10,16 @@ from ..errors import OddpixError
 from ..io import read_torch, write_torch
 from .ae import DenseAutoencoder
 from .base import Detector, FitData
-from .cae import ConvAutoencoder
+from .aae import AdversarialAutoencoder
+from .cae import ConvAutoencoder, ConvAutoencoderKDE
+from .cnn import SupervisedCNN
+from .deep_svdd import DeepSVDD
+from .ganomaly import GANMSE, GANomaly
+from .vae import ConvVAE
 
-REGISTRY: dict[str, type[Detector]] = {cls.name: cls for cls in (ConvAutoencoder, DenseAutoencoder)}
+REGISTRY: dict[str, type[Detector]] = {cls.name: cls for cls in (
+    ConvAutoencoder, DenseAutoencoder, ConvVAE, ConvAutoencoderKDE, AdversarialAutoencoder, DeepSVDD, GANomaly, GANMSE,
+    SupervisedCNN)}
 
 __all__ = ["REGISTRY", "Detector", "FitData", "build_detector", "save_detector", "load_detector"]
 

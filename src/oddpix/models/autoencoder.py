@@ -74,7 +74,10 @@ class AutoencoderDetector(Detector):
         Fashion-MNIST, T-shirt normal, raw BCE scores AUROC 0.49, the excess 0.90). The excess is the
         per-pixel KL divergence between Bernoulli(x) and Bernoulli(x_hat). ``mse`` is the squared error.
         """
-        logits = self(x)
+        return self.reconstruction_scores(self(x), x)
+
+    def reconstruction_scores(self, logits: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``reconstruction``, ``bce`` and ``mse`` of decoder output ``logits`` against ``x``."""
         dims = tuple(range(1, x.ndim))
         out = {"mse": (self._output(logits) - x).pow(2).mean(dim=dims)}
         if self.config.loss == "bce":

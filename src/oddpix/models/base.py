@@ -6,7 +6,10 @@ A detector is a ``torch.nn.Module`` with:
 * ``fit(data, ctx)``: train on ``data.train_x`` (and ``data.val_x`` for early stopping); returns history;
 * ``score(x)``: a batch of images -> named per-image score components, higher = more anomalous;
 * ``encode(x)``: latent codes, for detectors with an encoder (``has_encoder``);
-* ``reconstruct(x)``: images in input space, for detectors that reconstruct (``None`` otherwise).
+* ``reconstruct(x)``: images in input space, for detectors that reconstruct (``None`` otherwise);
+* ``supervised``: it needs labelled anomalies in training (``data.contamination``);
+* ``needs_kde``: its decision uses the pipeline's KDE on its latent codes;
+* ``fit_report``: extra training results (e.g. cross-validation) for ``metrics/train.json``.
 
 Saving and loading go through :func:`oddpix.models.save_detector` / :func:`load_detector`, which store the
 weights together with the settings that built them.
@@ -42,11 +45,14 @@ class Detector(nn.Module):
     Config: ClassVar[type]
     score_components: ClassVar[tuple[str, ...]]
     has_encoder: ClassVar[bool] = False
+    supervised: ClassVar[bool] = False
+    needs_kde: ClassVar[bool] = False
 
     def __init__(self, config, input_shape: tuple[int, int, int]):
         super().__init__()
         self.config = config
         self.input_shape = tuple(int(s) for s in input_shape)
+        self.fit_report: dict = {}
 
     def fit(self, data: FitData, ctx: FitContext) -> list[dict]:
         raise NotImplementedError

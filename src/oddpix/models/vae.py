@@ -1,0 +1,100 @@
+"""Convolutional variational autoencoder (Kingma & Welling 2014, "Auto-Encoding Variational Bayes").
+
+Encoder: the conv stack of ``cae`` to the mean and log-variance of a Gaussian posterior q(z|x); decoder:
+its mirror, Bernoulli (sigmoid, BCE) likelihood. Training maximizes the ELBO with the KL term really
+active (weight ``beta``; PyOD's VAE clamps it to zero by default).
+
+Score components (higher = more anomalous), all from the posterior mean z = mu (deterministic):
+
+* ``elbo``: the negative ELBO per pixel, reconstruction BCE + beta * KL(q(z|x) || N(0, I)) / pixels;
+* ``reconstruction``: the excess BCE (KL between the pixels and their reconstruction, 0 when perfect);
+* ``pixel_fraction``: the corrupted-letters project's score, the share of pixels whose absolute
+  difference |x - x_hat| exceeds ``pixel_threshold`` (sum of anomalous pixels / pixel count);
+* ``mse``: squared error; ``bce``: raw BCE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..config import items, num
+from ..training import FitContext, train_loop
+from .autoencoder import AutoencoderConfig, AutoencoderDetector
+from .base import FitData
+from .blocks import conv_decoder, conv_encoder
+
+
+@dataclass(frozen=True)
+class VAEConfig(AutoencoderConfig):
+    channels: list[int] = items([32, 64], ge=1, min_len=1)
+    latent_dim: int = num(16, ge=1)
+    beta: float = num(1.0, ge=0.0)
+    pixel_threshold: float = num(0.2, gt=0.0, lt=1.0)
+    batchnorm: bool = False
+
+
+class ConvVAE(AutoencoderDetector):
+    name = "vae"
+    Config = VAEConfig
+    score_components = ("elbo", "reconstruction", "pixel_fraction", "bce", "mse")
+
+    def __init__(self, config: VAEConfig, input_shape: tuple[int, int, int]):
+        super().__init__(config, input_shape)
+        self.encoder, sizes = conv_encoder(self.input_shape, config.channels, 2 * config.latent_dim, config.batchnorm)
+        self.decoder = conv_decoder(config.latent_dim, self.input_shape[0], config.channels, sizes, config.batchnorm)
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        return mu, logvar.clamp(-12.0, 8.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of the reconstruction from the posterior mean."""
+        return self.decoder(self.posterior(x)[0])
+
+    @staticmethod
+    def kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """KL(N(mu, exp(logvar)) || N(0, I)) per image."""
+        return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
+
+    def elbo_loss(self, x: torch.Tensor, sample: bool) -> torch.Tensor:
+        """Negative ELBO per pixel, per image (z sampled for training, the posterior mean otherwise)."""
+        mu, logvar = self.posterior(x)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if sample else mu
+        return self._neg_elbo(self.decoder(z), x, mu, logvar)
+
+    def _neg_elbo(self, logits, x, mu, logvar) -> torch.Tensor:
+        recon = self.pixel_loss(logits, x).flatten(1).sum(1)
+        return (recon + self.config.beta * self.kl(mu, logvar)) / x[0].numel()
+
+    def fit(self, data: FitData, ctx: FitContext) -> list[dict]:
+        self.to(ctx.device)
+        opt = torch.optim.Adam(self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+
+        def step(batch: torch.Tensor) -> dict[str, float]:
+            loss = self.elbo_loss(batch, sample=True).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            return {"loss": loss.item()}
+
+        def val_loss(batch: torch.Tensor) -> torch.Tensor:
+            return self.elbo_loss(batch, sample=False).mean()
+
+        return train_loop(self, data.train_x, data.normal_val_x(), self.config, ctx, step, val_loss, name=self.name)
+
+    @torch.no_grad()
+    def score(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        mu, logvar = self.posterior(x)
+        logits = self.decoder(mu)
+        out = self.reconstruction_scores(logits, x)
+        recon = self._output(logits)
+        out["pixel_fraction"] = ((x - recon).abs() > self.config.pixel_threshold).flatten(1).float().mean(1)
+        out["elbo"] = self._neg_elbo(logits, x, mu, logvar)
+        return out
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.posterior(x)[0]
