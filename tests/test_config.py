@@ -51,6 +51,14 @@ def test_invalid_params_name_the_key_and_the_choices(raw, message):
     assert message in str(info.value)
 
 
+def test_auto_score_component_is_the_detectors_primary_score():
+    assert parse_params({}).score.component == "reconstruction"
+    assert parse_params({"model": "deep_svdd"}).score.component == "distance"
+    assert parse_params({"model": "ganomaly"}).score.component == "latent"
+    assert parse_params({"model": "vae"}).score.component == "elbo"
+    assert parse_params({"model": "vae", "score": {"component": "pixel_fraction"}}).score.component == "pixel_fraction"
+
+
 def test_numbers_and_strings_for_bandwidth():
     assert parse_params({"kde": {"bandwidth": 0.5}}).kde.bandwidth == 0.5
     assert parse_params({"kde": {"bandwidth": "cv"}}).kde.bandwidth == "cv"

@@ -165,7 +165,7 @@ class KdeConfig:
 
 @dataclass(frozen=True)
 class ScoreConfig:
-    component: str = "reconstruction"
+    component: str = "auto"  # auto: the detector's primary score (its first score component)
     batch_size: int = num(512, ge=1)
 
 
@@ -351,11 +351,11 @@ def parse_params(raw: Any) -> Params:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             _fail(f"models.{name}", f"unknown model{hint}; valid choices: {', '.join(registry)}")
     params = dataclasses.replace(params, models=models)
-    _check_cross_section(params, registry)
-    return params
+    return _check_cross_section(params, registry)
 
 
-def _check_cross_section(params: Params, registry: Mapping[str, type]) -> None:
+def _check_cross_section(params: Params, registry: Mapping[str, type]) -> Params:
+    """Checks across sections; returns params with ``score.component: auto`` resolved."""
     detector_cls = registry[params.model]
     if detector_cls.supervised and params.data.contamination == 0:
         _fail("data.contamination", f"model {params.model!r} is supervised and needs labelled anomalies in training; "
@@ -365,6 +365,8 @@ def _check_cross_section(params: Params, registry: Mapping[str, type]) -> None:
     components = list(detector_cls.score_components)
     if params.kde.enabled and detector_cls.has_encoder:
         components.append("density")
+    if params.score.component == "auto":
+        params = dataclasses.replace(params, score=dataclasses.replace(params.score, component=components[0]))
     if params.score.component not in components:
         _fail("score.component", f"{params.score.component!r} is not produced by model {params.model!r}; "
               f"valid choices: {', '.join(components)}")
@@ -389,6 +391,7 @@ def _check_cross_section(params: Params, registry: Mapping[str, type]) -> None:
             _fail("data.normal_classes", f"{bad[0]} is not a class of {params.data.dataset}; valid choices: 0..{n - 1}")
         if len(set(params.data.normal_classes)) == n and params.data.protocol == "one_vs_rest":
             _fail("data.normal_classes", "every class is normal, so there would be no anomalies to detect")
+    return params
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
