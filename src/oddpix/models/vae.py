@@ -6,7 +6,10 @@ active (weight ``beta``; PyOD's VAE clamps it to zero by default).
 
 Score components (higher = more anomalous), all from the posterior mean z = mu (deterministic):
 
-* ``elbo``: the negative ELBO per pixel, reconstruction BCE + beta * KL(q(z|x) || N(0, I)) / pixels;
+* ``elbo``: the negative ELBO per pixel above its floor: excess reconstruction BCE + beta * KL(q(z|x) ||
+  N(0, I)) / pixels. A Bernoulli likelihood on grey pixels adds each image's own pixel entropy to the
+  plain negative ELBO, which then ranks images by how much grey they hold (Fashion-MNIST T-shirt: AUROC
+  0.58); without that constant-per-image term: 0.90. Training is unaffected (the term has no gradient);
 * ``reconstruction``: the excess BCE (KL between the pixels and their reconstruction, 0 when perfect);
 * ``pixel_fraction``: the corrupted-letters project's score, the share of pixels whose absolute
   difference |x - x_hat| exceeds ``pixel_threshold`` (sum of anomalous pixels / pixel count);
@@ -92,7 +95,7 @@ class ConvVAE(AutoencoderDetector):
         out = self.reconstruction_scores(logits, x)
         recon = self._output(logits)
         out["pixel_fraction"] = ((x - recon).abs() > self.config.pixel_threshold).flatten(1).float().mean(1)
-        out["elbo"] = self._neg_elbo(logits, x, mu, logvar)
+        out["elbo"] = out["reconstruction"] + self.config.beta * self.kl(mu, logvar) / x[0].numel()
         return out
 
     @torch.no_grad()
