@@ -36,12 +36,12 @@ from .base import Detector, FitData
 
 
 @dataclass(frozen=True)
-class GANomalyConfig(TrainConfig):
+class _GANConfig(TrainConfig):
+    """What both adversarial models share: DCGAN sizes, Adam with beta1, sample grids."""
+
     latent_dim: int = num(100, ge=1)
     base_channels: int = num(64, ge=4)
     w_adv: float = num(1.0, ge=0.0)
-    w_con: float = num(50.0, ge=0.0)
-    w_enc: float = num(1.0, ge=0.0)
     lr: float = num(2e-4, gt=0.0)
     beta1: float = num(0.5, ge=0.0, lt=1.0)
     epochs: int = num(15, ge=1)
@@ -51,17 +51,14 @@ class GANomalyConfig(TrainConfig):
 
 
 @dataclass(frozen=True)
-class GANMSEConfig(TrainConfig):
-    latent_dim: int = num(100, ge=1)
-    base_channels: int = num(64, ge=4)
-    w_adv: float = num(1.0, ge=0.0)
+class GANomalyConfig(_GANConfig):
+    w_con: float = num(50.0, ge=0.0)
+    w_enc: float = num(1.0, ge=0.0)
+
+
+@dataclass(frozen=True)
+class GANMSEConfig(_GANConfig):
     w_rec: float = num(50.0, ge=0.0)
-    lr: float = num(2e-4, gt=0.0)
-    beta1: float = num(0.5, ge=0.0, lt=1.0)
-    epochs: int = num(15, ge=1)
-    batch_size: int = num(64, ge=2)
-    patience: int = num(15, ge=1)
-    sample_every: int = num(200, ge=0)
 
 
 def _padded(size: int) -> int:
