@@ -106,8 +106,7 @@ def preprocess(params: Params, split_dir: str | Path, out_dir: str | Path) -> No
         x = prep.transform(part.x).numpy()
         write_npz(out_dir / f"{name}.npz", x=x, y=part.y, label=part.label, kind=part.kind)
     write_json(out_dir / "preprocess.json", prep.to_dict())
-    shape = tuple(prep.transform(parts["val"].x[:1]).shape[1:])
-    log(f"preprocess: images -> float32 {shape}, normalize={prep.normalize}")
+    log(f"preprocess: images -> float32 {tuple(x.shape[1:])}, normalize={prep.normalize}")
 
 
 def read_prepared(directory: str | Path, name: str) -> tuple[torch.Tensor, dict[str, np.ndarray]]:

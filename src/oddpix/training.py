@@ -35,6 +35,14 @@ class FitContext:
 Data = Union[torch.Tensor, tuple]
 
 
+def optimize(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> float:
+    """One optimisation step on ``loss``; returns its value."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
 def _to(data: Data, device: torch.device) -> Data:
     return tuple(t.to(device) for t in data) if isinstance(data, tuple) else data.to(device)
 

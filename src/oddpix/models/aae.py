@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import items, num
-from ..training import FitContext, train_loop
+from ..training import FitContext, optimize, train_loop
 from .autoencoder import AutoencoderConfig, AutoencoderDetector
 from .base import FitData
 from .blocks import conv_decoder, conv_encoder
@@ -82,22 +82,16 @@ class AdversarialAutoencoder(AutoencoderDetector):
 
         def step(batch: torch.Tensor) -> dict[str, float]:
             rec = self.pixel_loss(self(batch), batch).mean()  # reconstruction phase
-            opt_ae.zero_grad(set_to_none=True)
-            rec.backward()
-            opt_ae.step()
+            optimize(opt_ae, rec)
             z = self.encoder(batch)  # regularization phase: discriminator, then encoder as generator
             prior = torch.randn(z.shape, device=z.device)
             d_real, d_fake = self.discriminator(prior), self.discriminator(z.detach())
             loss_d = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + \
                 F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
+            optimize(opt_d, loss_d)
             d_gen = self.discriminator(z)
             loss_g = cfg.w_adv * F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
+            optimize(opt_g, loss_g)
             return {"loss": rec.item(), "loss_d": loss_d.item(), "loss_g": loss_g.item()}
 
         def val_loss(batch: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import TrainConfig, num
-from ..training import FitContext, train_loop
+from ..training import FitContext, optimize, train_loop
 from .base import Detector, FitData
 
 
@@ -55,10 +55,7 @@ class AutoencoderDetector(Detector):
 
         def step(batch: torch.Tensor) -> dict[str, float]:
             loss = self.pixel_loss(self(batch), batch).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            return {"loss": loss.item()}
+            return {"loss": optimize(opt, loss)}
 
         def val_loss(batch: torch.Tensor) -> torch.Tensor:
             return self.pixel_loss(self(batch), batch).mean()

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..config import TrainConfig, items, num
 from ..errors import OddpixError
-from ..training import FitContext, train_loop
+from ..training import FitContext, optimize, train_loop
 from .base import Detector, FitData
 from .blocks import conv_block
 
@@ -76,10 +76,7 @@ class SupervisedCNN(Detector):
 
         def step(batch: tuple) -> dict[str, float]:
             loss = weighted_bce(batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            return {"loss": loss.item()}
+            return {"loss": optimize(opt, loss)}
 
         val = (val_x, val_y.float(), class_weights(val_y)) if val_x is not None and val_y is not None else None
         return train_loop(self, (x, y.float(), class_weights(y)), val, self.config, ctx, step, weighted_bce, name=name)

@@ -14,14 +14,14 @@ Score components: ``distance`` (||phi(x) - c||^2); the latent codes phi(x) also 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..config import TrainConfig, items, num
-from ..training import FitContext, train_loop
+from ..training import FitContext, optimize, train_loop
 from .base import Detector, FitData
 
 
@@ -94,12 +94,7 @@ class DeepSVDD(Detector):
 
             def ae_step(batch: torch.Tensor) -> dict[str, float]:
                 loss = ae_loss(batch)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                return {"loss": loss.item()}
-
-            from dataclasses import replace
+                return {"loss": optimize(opt, loss)}
 
             pre = train_loop(self, data.train_x, val_x, replace(cfg, epochs=cfg.pretrain_epochs, lr=cfg.pretrain_lr),
                              ctx, ae_step, ae_loss, name=f"{self.name} pretrain")
@@ -109,10 +104,7 @@ class DeepSVDD(Detector):
 
         def step(batch: torch.Tensor) -> dict[str, float]:
             loss = self.distance(batch).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            return {"loss": loss.item()}
+            return {"loss": optimize(opt, loss)}
 
         main = train_loop(self, data.train_x, val_x, cfg, ctx, step, lambda b: self.distance(b).mean(), name=self.name)
         offset = len(history)

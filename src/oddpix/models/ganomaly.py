@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import TrainConfig, num
-from ..training import FitContext, train_loop
+from ..training import FitContext, optimize, train_loop
 from .base import Detector, FitData
 
 
@@ -209,16 +209,12 @@ class GANomaly(_AdversarialBase):
         def step(batch: torch.Tensor) -> dict[str, float]:
             g = self.to_gan(batch)
             loss_g, parts, fake = self.generator_losses(g)
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
+            optimize(opt_g, loss_g)
             real_logit, _ = self.discriminator(g)
             fake_logit, _ = self.discriminator(fake.detach())
             loss_d = 0.5 * (F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
                             + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit)))
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
+            optimize(opt_d, loss_d)
             if loss_d.item() < 1e-5:  # the discriminator won outright: start it again (reference behaviour)
                 self.discriminator.apply(_init_weights)
             steps[0] += 1
@@ -226,8 +222,8 @@ class GANomaly(_AdversarialBase):
             return {"loss": loss_g.item(), "loss_d": loss_d.item(), **parts}
 
         def val_loss(batch: torch.Tensor) -> torch.Tensor:
-            z, fake, z_hat = self.generate(self.to_gan(batch))
             g = self.to_gan(batch)
+            z, fake, z_hat = self.generate(g)
             return self.config.w_con * (g - fake).abs().mean() + self.config.w_enc * (z - z_hat).pow(2).mean()
 
         return train_loop(self, data.train_x, data.normal_val_x(), self.config, ctx, step, val_loss, name=self.name)
@@ -259,16 +255,12 @@ class GANMSE(_AdversarialBase):
             rec = F.mse_loss(fake, g)
             adv = F.mse_loss(torch.sigmoid(fake_logit), torch.ones_like(fake_logit))
             loss_g = cfg.w_rec * rec + cfg.w_adv * adv
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
+            optimize(opt_g, loss_g)
             real_logit, _ = self.discriminator(g)
             fake_logit, _ = self.discriminator(fake.detach())
             loss_d = 0.5 * (F.mse_loss(torch.sigmoid(real_logit), torch.ones_like(real_logit))
                             + F.mse_loss(torch.sigmoid(fake_logit), torch.zeros_like(fake_logit)))
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
+            optimize(opt_d, loss_d)
             steps[0] += 1
             sample(steps[0])
             return {"loss": loss_g.item(), "loss_d": loss_d.item(), "rec": rec.item(), "adv": adv.item()}

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import items, num
-from ..training import FitContext, train_loop
+from ..training import FitContext, optimize, train_loop
 from .autoencoder import AutoencoderConfig, AutoencoderDetector
 from .base import FitData
 from .blocks import conv_decoder, conv_encoder
@@ -78,10 +78,7 @@ class ConvVAE(AutoencoderDetector):
 
         def step(batch: torch.Tensor) -> dict[str, float]:
             loss = self.elbo_loss(batch, sample=True).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            return {"loss": loss.item()}
+            return {"loss": optimize(opt, loss)}
 
         def val_loss(batch: torch.Tensor) -> torch.Tensor:
             return self.elbo_loss(batch, sample=False).mean()
