@@ -18,6 +18,7 @@ TINY_MODELS = {
     "aae": {"channels": [8, 16], "latent_dim": 4, "epochs": 12, "batch_size": 16, "warmup_epochs": 4,
             "refine_every": 4, "reject_fraction": 0.1},
     "cnn": {"channels": [8, 16], "hidden": 16, "epochs": 10, "batch_size": 16},
+    "knn": {"k": 1},
 }
 
 

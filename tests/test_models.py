@@ -198,3 +198,23 @@ def test_model_level_param_checks():
         parse_params({"model": "ae_kde", "kde": {"enabled": False}})
     with pytest.raises(ConfigError, match="models.cnn.folds: 1 is not valid"):
         parse_params({"models": {"cnn": {"folds": 1}}})
+
+
+def test_knn_scores_the_distance_to_the_nearest_training_image(tmp_path, tiny_params, pattern_splits):
+    det, history, logs, test_x = _fit("knn", tiny_params(), pattern_splits)
+    train_x = Preprocessor().transform(pattern_splits["train"].x)
+    scores = det.score(test_x)["distance"]
+    brute = torch.stack([(train_x - img).flatten(1).norm(dim=1).min() for img in test_x[:10]])  # the definition
+    torch.testing.assert_close(scores[:10], brute, rtol=1e-4, atol=1e-4)
+    assert det.score(train_x[:5])["distance"].max() < 1e-2  # a training image is its own nearest neighbour
+    assert roc_auc_score(pattern_splits["test"].y, scores.numpy()) > 0.9
+    save_detector(det, tmp_path / "knn.pt")
+    again, _ = load_detector(tmp_path / "knn.pt")
+    torch.testing.assert_close(again.score(test_x)["distance"], scores)
+    # mean of the k nearest is at least the nearest, and k-th nearest at least the mean
+    k3 = build_detector("knn", tiny_params(models={"knn": {"k": 3}}).models["knn"], (1, 28, 28))
+    k3.memory = det.memory
+    k3m = build_detector("knn", tiny_params(models={"knn": {"k": 3, "mean_of_k": True}}).models["knn"], (1, 28, 28))
+    k3m.memory = det.memory
+    d1, d3, d3m = scores[:20], k3.score(test_x[:20])["distance"], k3m.score(test_x[:20])["distance"]
+    assert (d1 <= d3m + 1e-5).all() and (d3m <= d3 + 1e-5).all() and (d3 > d1).any()

@@ -115,3 +115,12 @@ def test_every_protocol_runs_with_every_detector(tmp_path, patterns, tiny_params
         assert kinds == ["auroc_class_Parasitized"] and split["skipped_files"] == 1
         assert split["test_anomaly"] == 9 and split["test_normal"] == 30
         assert metrics["auroc"] > 0.8  # dark spots on a cell are easy to see
+
+
+def test_knn_baseline_runs_through_the_pipeline_without_an_encoder(tmp_path, mirror, tiny_params):
+    params = tiny_params(model="knn", data={"mirror": str(mirror), "checksums": "mirror", "download": False})
+    metrics = run_pipeline(params, tmp_path)
+    assert metrics["model"] == "knn" and metrics["component"] == "distance" and metrics["auroc"] > 0.9
+    scores = pd.read_csv(tmp_path / "scores/test.csv", keep_default_na=False)
+    assert "distance" in scores.columns and "density" not in scores.columns
+    assert (tmp_path / "images/score_histogram.png").stat().st_size > 5000

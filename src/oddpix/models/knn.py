@@ -1,0 +1,69 @@
+"""Nearest-neighbour baseline: the distance from an image to its k-th nearest training image, in pixels.
+
+No training beyond remembering (up to ``max_train``) normal training images; the score is the Euclidean
+distance to the ``k``-th nearest of them (``mean_of_k: true``: the mean distance to the k nearest). On the
+one-class benchmarks this raw-pixel baseline is hard to beat (mean AUROC over the 10 classes about 0.92 on
+Fashion-MNIST, 0.95 on MNIST), so every deep detector should be compared with it: `-S model=knn`.
+
+Scoring is batched: ``torch.cdist`` between a block of test images and all remembered training images,
+then ``topk``, with no per-image Python loop.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..config import num
+from .base import Detector, FitData
+from ..training import FitContext
+
+
+@dataclass(frozen=True)
+class KNNConfig:
+    k: int = num(1, ge=1)
+    mean_of_k: bool = False
+    max_train: int = num(20000, ge=1)
+    block: int = num(1024, ge=1)  # test images per distance block (memory: block x max_train floats)
+
+
+class NearestNeighbour(Detector):
+    name = "knn"
+    Config = KNNConfig
+    score_components = ("distance",)
+
+    def __init__(self, config: KNNConfig, input_shape: tuple[int, int, int]):
+        super().__init__(config, input_shape)
+        self.register_buffer("memory", torch.zeros(0, math.prod(self.input_shape)))
+
+    def fit(self, data: FitData, ctx: FitContext) -> list[dict]:
+        x = data.train_x.flatten(1).float()
+        if len(x) > self.config.max_train:  # a random subset, by the run's seed
+            x = x[torch.randperm(len(x), generator=ctx.generator)[: self.config.max_train]]
+        self.memory = x.to(ctx.device)
+        if len(self.memory) < self.config.k:
+            from ..errors import OddpixError
+            raise OddpixError(f"models.knn.k: {self.config.k} neighbours but only {len(self.memory)} training images")
+        row: dict[str, float] = {"epoch": 1, "loss": 0.0, "n_memory": float(len(self.memory))}
+        val = data.normal_val_x()
+        if val is not None and len(val):
+            row["val_loss"] = float(self.score(val.to(ctx.device))["distance"].mean())
+        ctx.log(f"knn: remembering {len(self.memory)} training images; k = {self.config.k}")
+        return [row]
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        self.memory = torch.empty_like(state_dict["memory"])  # the memory's size is known only from the file
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    @torch.no_grad()
+    def score(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        k = self.config.k
+        memory = self.memory
+        out = []
+        for start in range(0, len(x), self.config.block):
+            d = torch.cdist(x[start:start + self.config.block].flatten(1).float().to(memory.device), memory)
+            near = d.topk(k, dim=1, largest=False).values
+            out.append(near.mean(1) if self.config.mean_of_k else near[:, -1])
+        return {"distance": torch.cat(out) if out else torch.zeros(0)}
