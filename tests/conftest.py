@@ -19,6 +19,7 @@ TINY_MODELS = {
             "refine_every": 4, "reject_fraction": 0.1},
     "cnn": {"channels": [8, 16], "hidden": 16, "epochs": 10, "batch_size": 16},
     "knn": {"k": 1},
+    "geom": {"channels": [8, 16], "flips": False, "epochs": 8, "batch_size": 16},
 }
 
 

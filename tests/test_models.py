@@ -218,3 +218,45 @@ def test_knn_scores_the_distance_to_the_nearest_training_image(tmp_path, tiny_pa
     k3m.memory = det.memory
     d1, d3, d3m = scores[:20], k3.score(test_x[:20])["distance"], k3m.score(test_x[:20])["distance"]
     assert (d1 <= d3m + 1e-5).all() and (d3m <= d3 + 1e-5).all() and (d3 > d1).any()
+
+
+def test_geom_transformations_are_the_papers(tiny_params):
+    from oddpix.errors import ConfigError
+
+    full = tiny_params(models={"geom": {"shift": 8}}).models["geom"]
+    det = build_detector("geom", full, (1, 28, 28))
+    assert det.n_transforms == 72  # 2 flips x 9 shifts x 4 rotations, as in Golan & El-Yaniv 2018
+    x = torch.rand(3, 1, 28, 28)
+    xt, y = det.transformed(x)
+    assert xt.shape == (72 * 3, 1, 28, 28) and y.tolist() == [t for t in range(72) for _ in range(3)]
+    flat = xt.view(72, -1)
+    assert len({tuple(r.tolist()) for r in flat.round(decimals=5)}) == 72  # all different images
+    torch.testing.assert_close(det.apply_transform(x, False, (0, 0), 1), torch.rot90(x, 1, dims=(-2, -1)))
+    torch.testing.assert_close(det.apply_transform(x, True, (0, 0), 0), x.flip(-1))
+    shifted = det.apply_transform(x, False, (8, 0), 0)  # down by 8 rows, reflected at the top
+    torch.testing.assert_close(shifted[..., 8:, :], x[..., :-8, :])
+    torch.testing.assert_close(shifted[..., 7, :], x[..., 1, :])
+    two = tiny_params(models={"geom": {"flips": False, "rotations": 2}}).models["geom"]
+    det2 = build_detector("geom", two, (1, 20, 28))  # non-square: padded to 28 x 28; 0 and 180 degrees
+    xt2, _ = det2.transformed(torch.rand(2, 1, 20, 28))
+    assert det2.transforms == [(False, (0, 0), 0), (False, (0, 0), 2)] and xt2.shape == (4, 1, 28, 28)
+    with pytest.raises(ConfigError, match=r"models.geom.shift: 14 pixels is too large for 28x28 images"):
+        build_detector("geom", tiny_params(models={"geom": {"shift": 14}}).models["geom"], (1, 28, 28))
+    with pytest.raises(ConfigError, match=r"models.geom.rotations: 3 is not a group"):
+        tiny_params(models={"geom": {"rotations": 3}})
+
+
+def test_geom_learns_which_transformation_was_applied(tmp_path, tiny_params, pattern_splits):
+    det, history, logs, test_x = _fit("geom", tiny_params(), pattern_splits)
+    assert history[-1]["accuracy"] > 0.9 and history[-1]["loss"] < history[0]["loss"]
+    assert logs[0].startswith("geom: 4 transformations")
+    scores = det.score(test_x)["transform"]
+    assert roc_auc_score(pattern_splits["test"].y, scores.numpy()) > 0.9
+    # the score is minus the mean log-probability of the right transformation
+    xt, y = det.transformed(test_x[:5])
+    with torch.no_grad():
+        want = -torch.log_softmax(det(xt), 1).gather(1, y[:, None]).view(4, 5).mean(0)
+    torch.testing.assert_close(scores[:5], want, rtol=1e-4, atol=1e-5)
+    save_detector(det, tmp_path / "g.pt")
+    again, _ = load_detector(tmp_path / "g.pt")
+    torch.testing.assert_close(again.score(test_x)["transform"], scores)

@@ -15,12 +15,13 @@ from .cae import ConvAutoencoder, ConvAutoencoderKDE
 from .cnn import SupervisedCNN
 from .deep_svdd import DeepSVDD
 from .ganomaly import GANMSE, GANomaly
+from .geom import GeometricTransformations
 from .knn import NearestNeighbour
 from .vae import ConvVAE
 
 REGISTRY: dict[str, type[Detector]] = {cls.name: cls for cls in (
     ConvAutoencoder, DenseAutoencoder, ConvVAE, ConvAutoencoderKDE, AdversarialAutoencoder, DeepSVDD, GANomaly, GANMSE,
-    SupervisedCNN, NearestNeighbour)}
+    SupervisedCNN, NearestNeighbour, GeometricTransformations)}
 
 __all__ = ["REGISTRY", "Detector", "FitData", "build_detector", "save_detector", "load_detector"]
 
