@@ -2,7 +2,7 @@
 
 import click
 
-from oddpix import pipeline
+from oddpix.steps.download import download
 from oddpix.stage import stage_command
 
 
@@ -11,7 +11,7 @@ from oddpix.stage import stage_command
 @click.option("--cache", default="data/downloads", show_default=True, help="where torchvision downloads go")
 def main(params, out, cache):
     """Materialize the raw datasets as uint8 arrays."""
-    pipeline.download(params, out, cache)
+    download(params, out, cache)
 
 
 if __name__ == "__main__":

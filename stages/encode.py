@@ -2,7 +2,7 @@
 
 import click
 
-from oddpix import pipeline
+from oddpix.steps.encode import encode
 from oddpix.stage import stage_command
 
 
@@ -13,7 +13,7 @@ from oddpix.stage import stage_command
 @click.option("--kde", "kde_path", default="models/kde.pt", show_default=True)
 def main(params, data_dir, model_path, latents, kde_path):
     """Encode images to latent codes and fit the KDE."""
-    pipeline.encode(params, data_dir, model_path, latents, kde_path)
+    encode(params, data_dir, model_path, latents, kde_path)
 
 
 if __name__ == "__main__":

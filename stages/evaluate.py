@@ -2,7 +2,7 @@
 
 import click
 
-from oddpix import pipeline
+from oddpix.steps.evaluate import evaluate
 from oddpix.stage import stage_command
 
 
@@ -13,7 +13,7 @@ from oddpix.stage import stage_command
 @click.option("--curves", default="plots/curves", show_default=True)
 def main(params, scores, threshold_path, metrics_path, curves):
     """Evaluate the test scores and the thresholded decisions."""
-    pipeline.evaluate(params, scores, threshold_path, metrics_path, curves)
+    evaluate(params, scores, threshold_path, metrics_path, curves)
 
 
 if __name__ == "__main__":

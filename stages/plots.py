@@ -2,7 +2,7 @@
 
 import click
 
-from oddpix import pipeline
+from oddpix.steps.plots import plots
 from oddpix.stage import stage_command
 
 
@@ -16,7 +16,7 @@ from oddpix.stage import stage_command
 @click.option("--out", default="plots/images", show_default=True)
 def main(params, data_dir, model_path, scores, threshold_path, latents, kde_path, out):
     """Draw the PNG figures."""
-    pipeline.plots(params, data_dir, model_path, scores, threshold_path, latents, kde_path, out)
+    plots(params, data_dir, model_path, scores, threshold_path, latents, kde_path, out)
 
 
 if __name__ == "__main__":

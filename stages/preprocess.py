@@ -2,7 +2,7 @@
 
 import click
 
-from oddpix import pipeline
+from oddpix.steps.preprocess import preprocess
 from oddpix.stage import stage_command
 
 
@@ -11,7 +11,7 @@ from oddpix.stage import stage_command
 @click.option("--out", default="data/prepared", show_default=True)
 def main(params, split_dir, out):
     """Turn uint8 images into the float tensors the models take."""
-    pipeline.preprocess(params, split_dir, out)
+    preprocess(params, split_dir, out)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 import click
 
-from oddpix import pipeline
+from oddpix.steps.score import score
 from oddpix.stage import stage_command
 
 
@@ -14,7 +14,7 @@ from oddpix.stage import stage_command
 @click.option("--out", default="data/scores", show_default=True)
 def main(params, data_dir, model_path, latents, kde_path, out):
     """Score val and test images in batches."""
-    pipeline.score(params, data_dir, model_path, latents, kde_path, out)
+    score(params, data_dir, model_path, latents, kde_path, out)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 import click
 
-from oddpix import pipeline
+from oddpix.steps.split import split
 from oddpix.stage import stage_command
 
 
@@ -12,7 +12,7 @@ from oddpix.stage import stage_command
 @click.option("--summary", default="metrics/split.json", show_default=True)
 def main(params, raw, out, summary):
     """Split by protocol; write counts per label and kind."""
-    pipeline.split(params, raw, out, summary)
+    split(params, raw, out, summary)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 import click
 
-from oddpix import pipeline
+from oddpix.steps.threshold import threshold
 from oddpix.stage import stage_command
 
 
@@ -11,7 +11,7 @@ from oddpix.stage import stage_command
 @click.option("--out", default="models/threshold.json", show_default=True)
 def main(params, scores, out):
     """Apply the threshold rule of params.yaml."""
-    pipeline.threshold(params, scores, out)
+    threshold(params, scores, out)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 import click
 
-from oddpix import pipeline
+from oddpix.steps.train import train
 from oddpix.stage import stage_command
 
 
@@ -14,7 +14,7 @@ from oddpix.stage import stage_command
 @click.option("--samples", default="plots/samples", show_default=True, help="training sample grids (GANs)")
 def main(params, data_dir, model_out, history, metrics_path, samples):
     """Train on the normal training images; early-stop on the validation split."""
-    pipeline.train(params, data_dir, model_out, history, metrics_path, samples)
+    train(params, data_dir, model_out, history, metrics_path, samples)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,43 @@
+"""Evaluate stage: AUROC, AUPRC, accuracy, F1, per-kind results, ROC / PR curves and the confusion table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..config import Params
+from ..io import read_json, write_csv, write_json
+from ..metrics import curves, evaluate as evaluate_scores, metric_key
+from ..thresholds import Threshold
+from .common import component, components, log, read_scores
+
+
+def evaluate(params: Params, scores_dir: str | Path, threshold_path: str | Path, metrics_path: str | Path,
+             curves_dir: str | Path) -> dict:
+    test = read_scores(scores_dir, "test")
+    thr = Threshold.from_dict(read_json(threshold_path))
+    comps = components(test)
+    for name in thr.components:
+        component(test, name, f"{scores_dir}/test.csv")
+    s = thr.ranking(comps)
+    y = test["y"].to_numpy()
+    predicted = thr.predict(comps)
+    result = evaluate_scores(y, s, predicted, test["kind"].to_numpy(), comps)
+    bounds = {}
+    if len(thr.bounds) > 1:
+        for b in thr.bounds:
+            bounds[f"threshold_{metric_key(b.component)}"] = b.high
+    metrics = {"model": params.model, "component": thr.component, "threshold_rule": thr.rule,
+               "threshold": thr.high, **({"threshold_low": thr.low} if thr.low is not None else {}), **bounds,
+               **result}
+    write_json(metrics_path, metrics)
+    roc, pr = curves(y, s)
+    write_csv(Path(curves_dir) / "roc.csv", roc)
+    write_csv(Path(curves_dir) / "pr.csv", pr)
+    names = np.array(["normal", "anomaly"])
+    write_csv(Path(curves_dir) / "confusion.csv", pd.DataFrame({"actual": names[y], "predicted": names[predicted]}))
+    log(f"evaluate: AUROC {result['auroc']:.4f}  AUPRC {result['auprc']:.4f}  accuracy {result['accuracy']:.4f}  "
+        f"F1 {result['f1']:.4f}  ({thr.rule} threshold {thr.high:.5g})")
+    return metrics

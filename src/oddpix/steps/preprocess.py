@@ -1,0 +1,22 @@
+"""Preprocess stage: images -> float32 tensors, normalization fitted on the normal training images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import Params
+from ..data.protocols import SPLITS
+from ..io import write_json, write_npz
+from ..preprocess import Preprocessor
+from .common import log, read_split
+
+
+def preprocess(params: Params, split_dir: str | Path, out_dir: str | Path) -> None:
+    out_dir = Path(out_dir)
+    parts = {name: read_split(split_dir, name) for name in SPLITS}
+    prep = Preprocessor.from_config(params.preprocess).fit(parts["train"].x[parts["train"].y == 0])
+    for name, part in parts.items():
+        x = prep.transform(part.x).numpy()
+        write_npz(out_dir / f"{name}.npz", x=x, y=part.y, label=part.label, kind=part.kind)
+    write_json(out_dir / "preprocess.json", prep.to_dict())
+    log(f"preprocess: images -> float32 {tuple(x.shape[1:])}, normalize={prep.normalize}")

@@ -1,0 +1,34 @@
+"""Score stage: every score component of the validation and test images (plus ``density`` from the KDE)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..config import Params
+from ..io import read_npz, write_csv
+from ..models import load_detector
+from ..runtime import batched, resolve_device, seed_everything
+from .common import load_kde, log, read_prepared
+
+
+def score(params: Params, prepared_dir: str | Path, model_path: str | Path, latents_path: str | Path,
+          kde_path: str | Path, out_dir: str | Path) -> None:
+    seed_everything(params.seed)
+    device = resolve_device(params.device)
+    detector, _ = load_detector(model_path)
+    detector.to(device)
+    kde = load_kde(kde_path)
+    latents = read_npz(latents_path) if kde is not None else {}
+    for name in ("val", "test"):
+        x, meta = read_prepared(prepared_dir, name)
+        comps = batched(detector.score, x, params.score.batch_size, device)
+        if kde is not None:
+            comps["density"] = -kde.log_density(torch.from_numpy(latents[name]))
+        frame = pd.DataFrame({"index": np.arange(len(x)), "y": meta["y"], "label": meta["label"],
+                              "kind": meta["kind"], **{k: v.double().numpy() for k, v in comps.items()}})
+        write_csv(Path(out_dir) / f"{name}.csv", frame)
+        log(f"score: {name}: {len(frame)} images, components {', '.join(comps)}")
