@@ -87,6 +87,15 @@ def main(dataset, classes, models, sets, params_file, out):
     for r in rows:
         print(f"| {r['dataset']} | {r['model']} | {r['class']} | {r['auroc']:.3f} ({r['component']}) | "
               f"{r['best_component']} {r['best_auroc']:.3f} | {r['seconds']:.0f}s |")
+    models_run = list(dict.fromkeys(r["model"] for r in rows))
+    if len(rows) > len(models_run):  # several classes: the one-class benchmark's figure, mean over classes
+        print("\n| dataset | detector | classes | mean AUROC | min | time |")
+        print("|---|---|---:|---:|---:|---:|")
+        for model in models_run:
+            mine = [r for r in rows if r["model"] == model]
+            aurocs = [r["auroc"] for r in mine]
+            print(f"| {dataset} | {model} | {len(mine)} | {sum(aurocs) / len(aurocs):.3f} | {min(aurocs):.3f} | "
+                  f"{sum(r['seconds'] for r in mine):.0f}s |")
 
 
 if __name__ == "__main__":
