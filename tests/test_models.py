@@ -204,7 +204,11 @@ def test_knn_scores_the_distance_to_the_nearest_training_image(tmp_path, tiny_pa
     det, history, logs, test_x = _fit("knn", tiny_params(), pattern_splits)
     train_x = Preprocessor().transform(pattern_splits["train"].x)
     scores = det.score(test_x)["distance"]
-    brute = torch.stack([(train_x - img).flatten(1).norm(dim=1).min() for img in test_x[:10]])  # the definition
+    from oddpix.models.knn import gaussian_blur
+
+    assert det.config.blur == 1.0  # the default: distances between blurred images
+    b_train, b_test = gaussian_blur(train_x, 1.0), gaussian_blur(test_x[:10], 1.0)
+    brute = torch.stack([(b_train - img).flatten(1).norm(dim=1).min() for img in b_test])  # the definition
     torch.testing.assert_close(scores[:10], brute, rtol=1e-4, atol=1e-4)
     assert det.score(train_x[:5])["distance"].max() < 1e-2  # a training image is its own nearest neighbour
     assert roc_auc_score(pattern_splits["test"].y, scores.numpy()) > 0.9
@@ -260,3 +264,20 @@ def test_geom_learns_which_transformation_was_applied(tmp_path, tiny_params, pat
     save_detector(det, tmp_path / "g.pt")
     again, _ = load_detector(tmp_path / "g.pt")
     torch.testing.assert_close(again.score(test_x)["transform"], scores)
+
+
+def test_gaussian_blur_smooths_and_keeps_the_mass():
+    from oddpix.models.knn import gaussian_blur
+
+    x = torch.zeros(2, 3, 15, 15)
+    x[:, :, 7, 7] = 1.0  # an impulse in every channel
+    y = gaussian_blur(x, 1.0)
+    assert y.shape == x.shape and torch.allclose(y.sum(dim=(2, 3)), torch.ones(2, 3), atol=1e-4)
+    assert y[0, 0, 7, 7] == y.max() and 0.1 < float(y[0, 0, 7, 7]) < 0.2  # 1 / (2 pi) for sigma 1
+    torch.testing.assert_close(y[0, 0, 7, 8], y[0, 0, 8, 7])  # isotropic
+    torch.testing.assert_close(y[:, 0], y[:, 2])  # channels alike, none mixed
+    assert torch.equal(gaussian_blur(x, 0.0), x)
+    # a one-pixel shift moves a sharp stroke far in raw pixels, much less after blurring
+    shifted = torch.roll(x, 1, dims=3)
+    raw = (x - shifted).norm()
+    assert (gaussian_blur(x, 1.0) - gaussian_blur(shifted, 1.0)).norm() < 0.5 * raw
