@@ -77,9 +77,10 @@ class NearestNeighbour(Detector):
         """What the distance is measured on: the (blurred) images, flattened."""
         return gaussian_blur(x, self.config.blur).flatten(1)
 
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        self.memory = torch.empty_like(state_dict["memory"])  # the memory's size is known only from the file
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if prefix + "memory" in state_dict:  # the memory's size is known only from the file
+            self.memory = torch.empty_like(state_dict[prefix + "memory"])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @torch.no_grad()
     def score(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
