@@ -72,7 +72,7 @@ def predict(paths, model_path, kde_path, threshold_path, fmt, components):
 
 
 @main.command()
-@click.option("--models", default="cae,ae", show_default=True, help="comma-separated detectors")
+@click.option("--models", default="knn,cae,ae", show_default=True, help="comma-separated detectors (knn: the baseline)")
 @click.option("--classes", default="0-9", show_default=True, help="normal classes: 0-9, 0,3,5 ...")
 @click.option("--dataset", default=None, help="dataset (default: data.dataset of params.yaml)")
 @click.option("-S", "--set", "extra", multiple=True, help="extra `dvc exp run -S` settings for every run")
