@@ -11,7 +11,9 @@ not implemented).
 
 Knobs: ``flips`` (x2), ``shift`` (pixels; > 0 adds shifts by -shift/0/+shift in each axis, x9, with
 reflection at the border), ``rotations`` (1, 2 or 4 quarter turns). The default, 2 x 4 = 8
-transformations, trains in minutes on a CPU; ``shift: 8`` gives the paper's 72. The classifier is the
+transformations, trains in about 2 minutes on a 2-core CPU for one Fashion-MNIST class and scores 0.864
+AUROC on T-shirts (below the nearest-neighbour baseline's 0.914: the paper's 72 transformations and wide
+ResNet need a GPU); ``shift: 8`` gives the paper's 72. The classifier is the
 shared conv encoder (3x3 conv + BatchNorm + ReLU + max-pool per entry of ``channels``) with a linear head
 over the flattened map (it keeps position, which translations need). Non-square images are zero-padded
 to a square for the rotations.
@@ -34,11 +36,11 @@ from .blocks import conv_encoder
 
 @dataclass(frozen=True)
 class GeomConfig(TrainConfig):
-    channels: list[int] = items([32, 64, 128], ge=1, min_len=1)
+    channels: list[int] = items([16, 32, 64], ge=1, min_len=1)
     flips: bool = True
     shift: int = num(0, ge=0)
     rotations: int = num(4, ge=1, le=4)
-    epochs: int = num(15, ge=1)
+    epochs: int = num(10, ge=1)
     batch_size: int = num(32, ge=1)  # images per step; each is shown under all T transformations
 
     def problems(self) -> list[tuple[str, str]]:
