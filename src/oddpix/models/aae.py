@@ -42,7 +42,7 @@ from .blocks import conv_decoder, conv_encoder
 @dataclass(frozen=True)
 class AAEConfig(AutoencoderConfig):
     channels: list[int] = items([32, 64], ge=1, min_len=1)
-    latent_dim: int = num(8, ge=1)
+    latent_dim: int = num(16, ge=1)
     disc_hidden: int = num(128, ge=1)
     w_adv: float = num(1.0, ge=0.0)
     reject_fraction: float = num(0.1, ge=0.0, lt=0.5)
