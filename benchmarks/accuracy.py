@@ -46,7 +46,8 @@ def run_one(raw: dict, root: Path) -> tuple[dict, float]:
     pipeline.score(params, root / "prepared", root / "model.pt", root / "latents.npz", root / "kde.pt", root / "scores")
     pipeline.threshold(params, root / "scores", root / "threshold.json")
     metrics = pipeline.evaluate(params, root / "scores", root / "threshold.json", root / "metrics.json", root / "curves")
-    return metrics, time.perf_counter() - start
+    train_report = json.loads((root / "train.json").read_text())
+    return {**metrics, "train": train_report}, time.perf_counter() - start
 
 
 @click.command()
@@ -75,7 +76,8 @@ def main(dataset, classes, models, sets, params_file, out):
             best = max(comps, key=comps.get) if comps else metrics["component"]
             row = {"dataset": dataset, "model": model, "class": cls, "component": metrics["component"],
                    "auroc": metrics["auroc"], "best_component": best, "best_auroc": comps.get(best, metrics["auroc"]),
-                   "components": comps, "seconds": round(seconds, 1), "sets": list(sets)}
+                   "components": comps, "seconds": round(seconds, 1), "sets": list(sets),
+                   "train": {k: v for k, v in metrics["train"].items() if k.startswith(("rejected", "cv_", "epochs"))}}
             rows.append(row)
             Path(out).parent.mkdir(parents=True, exist_ok=True)
             with open(out, "a") as fh:
