@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import items, num
+from ..runtime import batched
 from ..training import FitContext, optimize, train_loop
 from .autoencoder import AutoencoderConfig, AutoencoderDetector
 from .base import FitData
@@ -125,8 +126,7 @@ class AdversarialAutoencoder(AutoencoderDetector):
     def _refine(self, train_x: torch.Tensor, ctx: FitContext) -> torch.Tensor:
         """Keep-mask of the training images: the ``reject_fraction`` most suspicious ones are left out."""
         self._fit_score_stats(train_x, ctx)
-        scores = torch.cat([self.score(train_x[s:s + 1024].to(ctx.device))[self.config.reject_by].cpu()
-                            for s in range(0, len(train_x), 1024)])
+        scores = batched(self.score, train_x, 1024, ctx.device)[self.config.reject_by]
         n_reject = int(round(len(scores) * self.config.reject_fraction))
         keep = torch.ones(len(scores), dtype=torch.bool)
         if n_reject:
@@ -136,9 +136,7 @@ class AdversarialAutoencoder(AutoencoderDetector):
     @torch.no_grad()
     def _fit_score_stats(self, train_x: torch.Tensor, ctx: FitContext) -> None:
         self.eval()
-        parts = [self._raw_scores(train_x[s:s + 1024].to(ctx.device)) for s in range(0, len(train_x), 1024)]
-        rec = torch.cat([p[0] for p in parts])
-        prior = torch.cat([p[1] for p in parts])
+        rec, prior = batched(lambda b: torch.stack(self._raw_scores(b)[:2], 1), train_x, 1024, ctx.device).unbind(1)
         self.score_stats.copy_(torch.tensor([rec.mean(), rec.std().clamp_min(1e-8), prior.mean(),
                                              prior.std().clamp_min(1e-8)], device=self.score_stats.device))
 

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import TrainConfig, items, num
+from ..runtime import batched
 from ..training import FitContext, optimize, train_loop
 from .base import Detector, FitData
 
@@ -113,7 +114,7 @@ class DeepSVDD(Detector):
     @torch.no_grad()
     def _initial_center(self, x: torch.Tensor) -> torch.Tensor:
         self.eval()
-        c = torch.cat([self.encoder(x[s:s + 1024]) for s in range(0, len(x), 1024)]).mean(0)
+        c = batched(self.encoder, x, 1024).mean(0).to(x.device)
         eps = self.config.eps
         c[(c.abs() < eps) & (c < 0)] = -eps
         c[(c.abs() < eps) & (c >= 0)] = eps
