@@ -85,9 +85,13 @@ class GeometricTransformations(Detector):
             x = F.pad(x, (s, s, s, s), mode="reflect")[..., s - dy:s - dy + self.side, s - dx:s - dx + self.side]
         return torch.rot90(x, quarters, dims=(-2, -1)) if quarters else x
 
+    def square(self, x: torch.Tensor) -> torch.Tensor:
+        """Zero-pads non-square images to ``side`` x ``side`` for the rotations."""
+        return F.pad(x, self.pad) if any(self.pad) else x
+
     def transformed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """All T transformations of a batch, stacked transformation-major, and their labels."""
-        x = F.pad(x, self.pad) if any(self.pad) else x
+        x = self.square(x)
         out = torch.cat([self.apply_transform(x, *t) for t in self.transforms])
         labels = torch.arange(self.n_transforms, device=x.device).repeat_interleave(len(x))
         return out, labels
@@ -115,7 +119,7 @@ class GeometricTransformations(Detector):
 
     @torch.no_grad()
     def score(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = F.pad(x, self.pad) if any(self.pad) else x
+        x = self.square(x)
         total = torch.zeros(len(x), device=x.device)
         for label, t in enumerate(self.transforms):  # one batched pass per transformation bounds the memory
             total -= F.log_softmax(self(self.apply_transform(x, *t)), dim=1)[:, label]
