@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from oddpix.config import DataConfig, parse_params
+from oddpix.config import parse_params
+from oddpix.data.protocols import DataConfig
 from oddpix.data.protocols import make_splits
 from oddpix.data.synthetic import pattern_dataset, write_idx_folder
 

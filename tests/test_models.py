@@ -132,7 +132,7 @@ def test_gan_detectors_learn(name, component, tmp_path, tiny_params, pattern_spl
 
 
 def test_aae_rejects_the_least_likely_training_images(tiny_params, patterns):
-    from oddpix.config import DataConfig
+    from oddpix.data.protocols import DataConfig
     from oddpix.data.protocols import make_splits
 
     splits = make_splits(DataConfig(normal_classes=[0], contamination=0.1), {"fashion_mnist": patterns}, seed=0)
@@ -156,7 +156,7 @@ def test_aae_rejects_the_least_likely_training_images(tiny_params, patterns):
 
 
 def test_cnn_uses_class_weights_and_cross_validates(tiny_params, patterns):
-    from oddpix.config import DataConfig
+    from oddpix.data.protocols import DataConfig
     from oddpix.data.protocols import make_splits
     from oddpix.errors import OddpixError
     from oddpix.models.cnn import class_weights

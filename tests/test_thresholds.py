@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from oddpix.config import ThresholdConfig, parse_params
+from oddpix.config import parse_params
+from oddpix.thresholds import ThresholdConfig
 from oddpix.errors import ConfigError, OddpixError
 from oddpix.thresholds import Threshold, best_f1, fit_threshold, otsu
 

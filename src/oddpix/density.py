@@ -13,11 +13,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Union
+from pathlib import Path
+from typing import Literal, Optional, Union
 
 import torch
 
 from .errors import OddpixError
+from .io import read_torch, write_torch
+from .schema import num
+
+
+@dataclass(frozen=True)
+class KdeConfig:
+    enabled: bool = True
+    bandwidth: Union[float, Literal["scott", "silverman", "cv"]] = "scott"
+    max_train: int = num(10000, ge=10)
 
 
 def rule_bandwidth(rule: str, n: int, d: int) -> float:
@@ -87,3 +97,19 @@ class LatentKDE:
     @classmethod
     def from_state(cls, state: dict) -> "LatentKDE":
         return cls(**state)
+
+
+def save_kde(path: str | Path, kde: Optional[LatentKDE], reason: str = "") -> None:
+    """The fitted KDE, or a marker that there is none (and why), so later stages always find the file."""
+    write_torch(path, {"fitted": True, **kde.state()} if kde is not None else {"fitted": False, "reason": reason})
+
+
+def load_kde(path: str | Path) -> Optional[LatentKDE]:
+    """The KDE the encode stage fitted, or None when it fitted none (or the file is absent)."""
+    if not Path(path).exists():
+        return None
+    state = read_torch(path)
+    if not state.pop("fitted", False):
+        return None
+    state.pop("reason", None)
+    return LatentKDE.from_state(state)

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import OddpixError
-from .io import write_csv, write_figure, write_text
+from .io import write_csv, write_text
 
 
 def parse_classes(text: str) -> list[int]:
@@ -122,8 +122,9 @@ def markdown(frame: pd.DataFrame, metric: str, title: str) -> str:
 
 
 def bar_chart(frame: pd.DataFrame, metric: str, title: str):
-    from .plots import plt
+    from .plots import pyplot
 
+    plt = pyplot()
     classes = [c for c in frame.columns if c != "mean"]
     labels = [str(c) for c in classes] + ["mean"]
     x = np.arange(len(labels))
@@ -148,8 +149,6 @@ def write_report(frame: pd.DataFrame, out_dir: str | Path, metric: str, title: s
     out_dir = Path(out_dir)
     write_text(out_dir / "leaderboard.md", markdown(frame, metric, title))
     write_csv(out_dir / "leaderboard.csv", frame.reset_index())
-    fig = bar_chart(frame, metric, title)
-    write_figure(out_dir / "leaderboard.png", fig)
-    from .plots import plt
+    from .plots import save_figure
 
-    plt.close(fig)
+    save_figure(bar_chart(frame, metric, title), out_dir / "leaderboard.png")

@@ -3,19 +3,43 @@ latent space in 2-D with the KDE's density, and the most and least anomalous tes
 
 from __future__ import annotations
 
-import matplotlib
+from dataclasses import dataclass
 
-matplotlib.use("Agg")
+from pathlib import Path
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
 
-from .thresholds import Bound  # noqa: E402
+from .io import write_figure
+from .schema import num
+from .thresholds import Bound
+
+
+@dataclass(frozen=True)
+class PlotsConfig:
+    n_images: int = num(8, ge=1, le=64)
+    dpi: int = num(100, ge=30, le=600)
+
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend, imported on first use (it costs about 0.3 s)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | Path, dpi: int = 100) -> None:
+    """Write ``fig`` atomically as a PNG and free it."""
+    write_figure(path, fig, dpi)
+    pyplot().close(fig)
 
 
 def score_histogram(val_normal: list[np.ndarray], test_normal: list[np.ndarray], test_anomaly: list[np.ndarray],
                     bounds: list[Bound], rule: str, title: str = ""):
     """One panel per thresholded component: histograms of normal and anomalous scores, threshold lines."""
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(bounds), figsize=(7 * len(bounds), 4), squeeze=False)
     for ax, vn, tn, ta, bound in zip(axes[0], val_normal, test_normal, test_anomaly, bounds):
         every = np.concatenate([vn, tn, ta])
@@ -52,6 +76,7 @@ def _show(ax, img: np.ndarray, cmap: str | None = None) -> None:
 
 def reconstruction_grid(images: np.ndarray, recons: np.ndarray, scores: np.ndarray, labels: list[str]):
     """Columns = images; rows = original, reconstruction, |difference| heat map."""
+    plt = pyplot()
     n = len(images)
     fig, axes = plt.subplots(3, n, figsize=(1.4 * n, 4.6), squeeze=False)
     for i in range(n):
@@ -68,6 +93,7 @@ def reconstruction_grid(images: np.ndarray, recons: np.ndarray, scores: np.ndarr
 
 def image_strip(rows: list[tuple[str, np.ndarray, list[str]]]):
     """Rows of images (C x H x W in [0, 1]) with a row name and a caption per image."""
+    plt = pyplot()
     n = max(len(images) for _, images, _ in rows)
     fig, axes = plt.subplots(len(rows), n, figsize=(1.4 * n, 1.75 * len(rows)), squeeze=False)
     for r, (name, images, captions) in enumerate(rows):
@@ -87,6 +113,7 @@ def latent_map(points: np.ndarray, y: np.ndarray, grid: tuple[np.ndarray, np.nda
                explained: tuple[float, float], title: str = ""):
     """Test codes on the first two principal axes of the training codes, normal vs anomaly, with the
     log density of the latent KDE on that plane as contours (``grid`` = X, Y, log density)."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     if grid is not None:
         gx, gy, gz = grid
@@ -102,3 +129,10 @@ def latent_map(points: np.ndarray, y: np.ndarray, grid: tuple[np.ndarray, np.nda
     ax.legend(fontsize=8, markerscale=3)
     fig.tight_layout()
     return fig
+
+
+def save_reconstruction_samples(path: str | Path, originals, recons, caption: str, dpi: int = 80) -> None:
+    """A training-time grid of originals over reconstructions (tensors in [0, 1]), captioned e.g. ``step 200``."""
+    originals, recons = originals.detach().cpu(), recons.detach().cpu()
+    scores = (originals - recons).abs().flatten(1).mean(1).numpy()
+    save_figure(reconstruction_grid(originals.numpy(), recons.numpy(), scores, [caption] * len(originals)), path, dpi)

@@ -1,7 +1,7 @@
 """Score new image files with a trained pipeline: the model, its preprocessing, the KDE and the threshold.
 
-The same code path as the pipeline's score and evaluate stages (stored preprocessing, batched
-``Detector.score``, the KDE on latent codes, ``Threshold.ranking`` / ``predict``), so an image that was in
+The same code path as the pipeline's score and evaluate stages (stored preprocessing,
+:func:`oddpix.scoring.score_components`, ``Threshold.ranking`` / ``predict``), so an image that was in
 the test split gets the score evaluation gave it. A file that cannot be read as an image, or whose size
 after the stored preprocessing is not what the model takes, gets its own error; the rest are scored.
 """
@@ -15,12 +15,12 @@ from typing import Iterable, Optional
 import numpy as np
 import torch
 
-from .density import LatentKDE
+from .density import LatentKDE, load_kde
 from .errors import OddpixError
-from .io import read_json, read_torch
+from .io import read_json
 from .models import load_detector
 from .preprocess import Preprocessor
-from .runtime import batched
+from .scoring import score_components
 from .thresholds import Threshold
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
@@ -52,12 +52,7 @@ class Scorer:
         detector, extra = load_detector(model_path)
         if not Path(threshold_path).exists():
             raise OddpixError(f"no threshold at {threshold_path}; run `dvc repro` (the threshold stage) first")
-        kde = None
-        if Path(kde_path).exists():
-            state = read_torch(kde_path)
-            if state.pop("fitted", False):
-                kde = LatentKDE.from_state(state)
-        return cls(detector, Preprocessor.from_dict(extra["preprocess"]), kde,
+        return cls(detector, Preprocessor.from_dict(extra["preprocess"]), load_kde(kde_path),
                    Threshold.from_dict(read_json(threshold_path)))
 
     @property
@@ -66,10 +61,7 @@ class Scorer:
 
     def components(self, x: torch.Tensor) -> dict[str, np.ndarray]:
         """Score components of preprocessed images, as the score stage computes them."""
-        comps = batched(self.detector.score, x, self.batch_size)
-        if self.kde is not None:
-            codes = batched(self.detector.encode, x, self.batch_size)
-            comps["density"] = -self.kde.log_density(codes)
+        comps = score_components(self.detector, x, self.kde, self.batch_size)
         return {k: v.double().numpy() for k, v in comps.items()}
 
     def score_pixels(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:

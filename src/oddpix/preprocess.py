@@ -8,13 +8,20 @@ exactly the same transform as evaluation did.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Literal, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import PreprocessConfig
+from .schema import num
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    normalize: Literal["unit", "standardize"] = "unit"
+    image_size: Optional[int] = num(None, ge=4)
+    channels: Optional[int] = num(None, ge=1, le=3)
 
 
 @dataclass

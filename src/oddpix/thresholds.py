@@ -13,8 +13,11 @@ above its ``high`` or (two-sided) below its ``low``.
 * ``best_f1``:    the threshold with the best F1 on the validation split; needs labelled anomalies there
                   (``data.val_anomaly_fraction``) and says so when there are none;
 * ``dual``:       two components (e.g. ``reconstruction`` and ``density``), each with its own bound from
-                  ``dual_rule`` (zscore or percentile): anomalous when either is exceeded - the rule of
-                  the KDE-on-latent-codes detector.
+                  ``dual_rule`` (any rule above but fixed): anomalous when either is exceeded - the rule
+                  of the KDE-on-latent-codes detector.
+
+A new rule is one function ``fit(cfg, values, normal, y, details) -> (high, low)`` decorated with
+``@rule("name")``; ``threshold.rule: name`` then validates and works everywhere.
 
 The ranking score used for AUROC is the component itself for one one-sided bound, the distance from the
 interval's centre in half-widths for a two-sided bound, and the largest standardized exceedance
@@ -24,12 +27,76 @@ interval's centre in half-widths for a two-sided bound, and the largest standard
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 import numpy as np
 
-from .config import ThresholdConfig
 from .errors import OddpixError
+from .registry import Registry
+from .schema import choice, items, num, not_a_choice
+
+RULES = Registry("threshold rule")  # name -> Rule; plus "dual", which applies one of them per component
+LABELS_NEEDED = ("needs labelled anomalies in the validation split; set data.val_anomaly_fraction (e.g. 0.1) or "
+                 "use a rule that needs none")
+
+
+def rule_names() -> tuple[str, ...]:
+    return (*RULES, "dual")
+
+
+@dataclass(frozen=True)
+class ThresholdConfig:
+    rule: str = choice("zscore", rule_names)
+    k: float = num(3.0, gt=0.0)
+    two_sided: bool = False
+    percentile: float = num(95.0, gt=0.0, lt=100.0)
+    contamination: Optional[float] = num(None, gt=0.0, lt=0.5)
+    value: Optional[float] = None
+    dual_components: list[str] = items(["reconstruction", "density"])
+    dual_rule: str = choice("percentile", RULES.names)
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.rule == "fixed" and self.value is None:
+            return [("value", "rule 'fixed' needs a number here")]
+        if self.rule == "dual" and len(set(self.dual_components)) < 2:
+            return [("dual_components", "rule 'dual' needs two different score components")]
+        if self.dual_rule == "fixed":
+            return [("dual_rule", "'fixed' would put one value on two different components; valid choices: "
+                     + ", ".join(r for r in RULES if r != "fixed"))]
+        return []
+
+    @property
+    def base_rule(self) -> str:
+        """The single-component rule that is fitted (``dual_rule`` for ``dual``)."""
+        return self.dual_rule if self.rule == "dual" else self.rule
+
+    @property
+    def needs_labels(self) -> bool:
+        return RULES[self.base_rule].needs_labels
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``fit(cfg, values, normal, y, details) -> (high, low or None)`` on one component's validation scores
+    (``normal``: the finite validation-normal ones); ``needs_labels``: it needs labelled val anomalies."""
+
+    fit: Callable[..., tuple[float, Optional[float]]]
+    needs_labels: bool = False
+
+
+def rule(name: str, needs_labels: bool = False):
+    """Register a threshold rule under ``name`` (``threshold.rule: name`` in params)."""
+    def add(fn):
+        RULES.register(name)(Rule(fn, needs_labels))
+        return fn
+    return add
+
+
+def component_values(scores: Mapping[str, np.ndarray], name: str, where: str = "threshold") -> np.ndarray:
+    """One score component as float64; a readable error naming the components there are when it is missing."""
+    if name not in scores:
+        raise OddpixError(f"{where}: score component {not_a_choice(name, scores, 'among the scores')}")
+    return np.asarray(scores[name], dtype=np.float64)
 
 
 @dataclass
@@ -71,10 +138,7 @@ class Threshold:
 
     def _values(self, scores: Mapping[str, np.ndarray] | np.ndarray, bound: Bound) -> np.ndarray:
         if isinstance(scores, Mapping):
-            if bound.component not in scores:
-                raise OddpixError(f"threshold needs score component {bound.component!r}; the scores have "
-                                  f"{', '.join(scores)}")
-            return np.asarray(scores[bound.component], dtype=np.float64)
+            return component_values(scores, bound.component)
         if len(self.bounds) != 1:
             raise ValueError("a multi-component threshold needs a mapping of component -> scores")
         return np.asarray(scores, dtype=np.float64)
@@ -142,38 +206,50 @@ def best_f1(values: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float((v[i] + nxt) / 2), float(f1[i])
 
 
-def _bound(rule: str, cfg: ThresholdConfig, values: np.ndarray, y: np.ndarray, component: str,
+@rule("zscore")
+def zscore(cfg, values, normal, y, details):
+    mean, std = float(normal.mean()), float(normal.std(ddof=1))
+    return mean + cfg.k * std, (mean - cfg.k * std if cfg.two_sided else None)
+
+
+@rule("percentile")
+def percentile(cfg, values, normal, y, details):
+    if cfg.contamination is not None:
+        return float(np.quantile(_finite(values), 1 - cfg.contamination)), None
+    if cfg.two_sided:
+        tail = 100.0 - cfg.percentile
+        return float(np.percentile(normal, 100 - tail / 2)), float(np.percentile(normal, tail / 2))
+    return float(np.percentile(normal, cfg.percentile)), None
+
+
+@rule("fixed")
+def fixed(cfg, values, normal, y, details):
+    return float(cfg.value), None
+
+
+@rule("otsu")
+def otsu_rule(cfg, values, normal, y, details):
+    return otsu(values), None
+
+
+@rule("best_f1", needs_labels=True)
+def best_f1_rule(cfg, values, normal, y, details):
+    high, f1 = best_f1(values, y)
+    details["val_f1"] = f1
+    return high, None
+
+
+def _bound(name: str, cfg: ThresholdConfig, values: np.ndarray, y: np.ndarray, component: str,
            details: dict) -> Bound:
     normal = _finite(values[y == 0])
     if len(normal) < 2:
         raise OddpixError(f"threshold: need at least 2 finite validation-normal scores for {component!r}, "
                           f"got {len(normal)}")
-    mean, std = float(normal.mean()), float(normal.std(ddof=1))
-    low = None
-    if rule == "zscore":
-        high = mean + cfg.k * std
-        low = mean - cfg.k * std if cfg.two_sided else None
-    elif rule == "percentile":
-        if cfg.contamination is not None:
-            high = float(np.quantile(_finite(values), 1 - cfg.contamination))
-        elif cfg.two_sided:
-            tail = 100.0 - cfg.percentile
-            low, high = float(np.percentile(normal, tail / 2)), float(np.percentile(normal, 100 - tail / 2))
-        else:
-            high = float(np.percentile(normal, cfg.percentile))
-    elif rule == "fixed":
-        high = float(cfg.value)
-    elif rule == "otsu":
-        high = otsu(values)
-    elif rule == "best_f1":
-        if not (y == 1).any():
-            raise OddpixError("threshold.rule: best_f1 needs labelled anomalies in the validation split and it has "
-                              "none; set data.val_anomaly_fraction (e.g. 0.1) or use zscore / percentile")
-        high, f1 = best_f1(values, y)
-        details[f"val_f1_{component}"] = f1
-    else:
-        raise OddpixError(f"threshold.rule: unknown rule {rule!r}")
-    return Bound(component=component, high=float(high), low=None if low is None else float(low), mean=mean, std=std)
+    found: dict = {}
+    high, low = RULES[name].fit(cfg, values, normal, y, found)
+    details.update({f"{k}_{component}": v for k, v in found.items()})
+    return Bound(component=component, high=float(high), low=None if low is None else float(low),
+                 mean=float(normal.mean()), std=float(normal.std(ddof=1)))
 
 
 def fit_threshold(cfg: ThresholdConfig, scores: Mapping[str, np.ndarray] | np.ndarray, component: str,
@@ -185,14 +261,9 @@ def fit_threshold(cfg: ThresholdConfig, scores: Mapping[str, np.ndarray] | np.nd
     n = len(next(iter(scores.values())))
     y = np.zeros(n, dtype=np.int64) if y is None else np.asarray(y).astype(np.int64)
     details: dict = {"n_val": int(n), "n_val_anomaly": int(y.sum())}
-    if cfg.rule == "dual":
-        names, rule = list(cfg.dual_components), cfg.dual_rule
-    else:
-        names, rule = [component], cfg.rule
-    bounds = []
-    for name in names:
-        if name not in scores:
-            raise OddpixError(f"threshold: score component {name!r} is missing; valid choices: {', '.join(scores)}")
-        bounds.append(_bound(rule, cfg, np.asarray(scores[name], dtype=np.float64), y, name, details))
+    if cfg.needs_labels and not (y == 1).any():
+        raise OddpixError(f"threshold.rule: {cfg.base_rule} {LABELS_NEEDED}; it has none")
+    names = list(cfg.dual_components) if cfg.rule == "dual" else [component]
+    bounds = [_bound(cfg.base_rule, cfg, component_values(scores, name), y, name, details) for name in names]
     details.update(two_sided=cfg.two_sided, k=cfg.k, percentile=cfg.percentile)
     return Threshold(rule=cfg.rule, bounds=bounds, details=details)

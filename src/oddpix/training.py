@@ -20,7 +20,18 @@ from typing import Callable, Optional, Union
 import torch
 from tqdm.auto import tqdm
 
-from .config import TrainConfig
+from .schema import num
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Knobs of the shared training loop; every model section has them."""
+
+    epochs: int = num(20, ge=1)
+    batch_size: int = num(128, ge=1)
+    lr: float = num(1e-3, gt=0.0)
+    weight_decay: float = num(0.0, ge=0.0)
+    patience: int = num(5, ge=1)
 
 
 @dataclass

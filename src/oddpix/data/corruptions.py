@@ -16,12 +16,12 @@ is never modified) and draws its randomness from the ``rng`` it is given, so a s
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-CORRUPTIONS = ("invert", "noise", "interpolate", "overlap", "underscore", "dot")
-
+from ..schema import items, not_a_choice, num
 
 def _check(x: np.ndarray) -> None:
     if x.dtype != np.uint8 or x.ndim != 4:
@@ -91,10 +91,39 @@ def dot(x: np.ndarray, rng: np.random.Generator, dot_radius: Sequence[float] = (
     return out
 
 
-FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {
+CORRUPTIONS: dict[str, Callable[..., np.ndarray]] = {
     "invert": invert, "noise": noise, "interpolate": interpolate, "overlap": overlap,
     "underscore": underscore, "dot": dot,
 }
+
+
+@dataclass(frozen=True)
+class CorruptionConfig:
+    """The corrupted-letters set-up: a share of the test images gets one of ``types``."""
+
+    fraction: float = num(0.1, gt=0.0, lt=1.0)
+    types: list[str] = items(list(CORRUPTIONS))
+    noise_std: float = num(0.3, gt=0.0, le=2.0)
+    interpolate_alpha: list[float] = items([0.3, 0.7], ge=0.0)
+    overlap_max_shift: float = num(0.25, ge=0.0, lt=1.0)
+    underscore_thickness: int = num(2, ge=1, le=8)
+    underscore_length: list[float] = items([0.4, 0.8], gt=0.0)
+    dot_radius: list[float] = items([1.5, 3.0], gt=0.0)
+
+    def problems(self) -> list[tuple[str, str]]:
+        for t in self.types:
+            if t not in CORRUPTIONS:
+                return [("types", not_a_choice(t, CORRUPTIONS, "a corruption"))]
+        if not self.types:
+            return [("types", f"needs at least one of {', '.join(CORRUPTIONS)}")]
+        for key in ("interpolate_alpha", "underscore_length", "dot_radius"):
+            pair = getattr(self, key)
+            if len(pair) != 2 or pair[0] > pair[1]:
+                return [(key, f"expected [low, high] with low <= high, got {pair}")]
+        if self.interpolate_alpha[1] > 1 or self.underscore_length[1] > 1:
+            bad = "interpolate_alpha" if self.interpolate_alpha[1] > 1 else "underscore_length"
+            return [(bad, "values are fractions and must be <= 1")]
+        return []
 
 
 def corrupt(x: np.ndarray, types: Sequence[str], rng: np.random.Generator, other: Optional[np.ndarray] = None,
@@ -105,7 +134,7 @@ def corrupt(x: np.ndarray, types: Sequence[str], rng: np.random.Generator, other
     ``interpolate`` and ``overlap`` (same length as ``x``).
     """
     _check(x)
-    chosen = np.asarray(types)[rng.integers(0, len(types), len(x))]
+    chosen = np.asarray(list(types))[rng.integers(0, len(types), len(x))]
     out = x.copy()
     for name in types:
         idx = np.flatnonzero(chosen == name)
@@ -116,5 +145,5 @@ def corrupt(x: np.ndarray, types: Sequence[str], rng: np.random.Generator, other
             if other is None:
                 raise ValueError(f"corruption {name!r} needs partner images")
             extra = {"other": other[idx]}
-        out[idx] = FUNCTIONS[name](x[idx], rng, **extra, **knobs)
+        out[idx] = CORRUPTIONS[name](x[idx], rng, **extra, **knobs)
     return out, chosen.astype("U16")

@@ -25,17 +25,68 @@ Everything is drawn from one seeded generator: the same params and seed give the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Literal, Optional, Union
 
 import numpy as np
 
-from ..config import DataConfig
 from ..errors import OddpixError
+from ..registry import Registry
+from ..schema import choice, num, section
 from . import corruptions
-from .sources import RawDataset
+from .corruptions import CorruptionConfig
+from .sources import DATASETS, FolderConfig, RawDataset
 
 SPLITS = ("train", "val", "test")
+PROTOCOLS = Registry("protocol")  # name -> function(cfg, data, rng) -> splits
+
+
+def dataset_names() -> tuple[str, ...]:
+    """Every value ``data.dataset`` takes: the IDX datasets and ``folder``."""
+    return (*DATASETS, "folder")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = choice("fashion_mnist", dataset_names)
+    protocol: str = choice("one_vs_rest", PROTOCOLS.names)
+    normal_classes: Union[Literal["all"], list[Union[int, str]]] = field(default_factory=lambda: [0])
+    anomaly_dataset: Optional[str] = choice(None, DATASETS)
+    val_fraction: float = num(0.1, gt=0.0, lt=1.0)
+    val_anomaly_fraction: float = num(0.0, ge=0.0, lt=0.9)
+    contamination: float = num(0.0, ge=0.0, lt=0.5)
+    mirror: Optional[str] = None
+    checksums: Literal["original", "mirror", "off"] = "original"
+    download: bool = True
+    folder: FolderConfig = section(FolderConfig)
+    corruption: CorruptionConfig = section(CorruptionConfig)
+
+    def problems(self) -> list[tuple[str, str]]:
+        if (self.protocol == "folder") != (self.dataset == "folder"):
+            others = ", ".join(p for p in PROTOCOLS if p != "folder")
+            return [("protocol", "protocol 'folder' and dataset 'folder' go together; valid choices for dataset "
+                     f"{self.dataset!r}: {others}")
+                    if self.dataset != "folder" else ("dataset", "dataset 'folder' needs protocol: folder")]
+        if self.protocol == "folder" and not self.folder.root:
+            return [("folder.root", "protocol 'folder' needs the image folder (one sub-directory per class)")]
+        if self.protocol == "cross_dataset":
+            if self.anomaly_dataset is None:
+                return [("anomaly_dataset", f"protocol 'cross_dataset' needs the dataset of the anomalies; "
+                         f"valid choices: {', '.join(DATASETS)}")]
+            if self.anomaly_dataset == self.dataset:
+                return [("anomaly_dataset", "must differ from data.dataset")]
+        if self.normal_classes == "all" and self.protocol in ("one_vs_rest", "folder"):
+            return [("normal_classes", f"'all' leaves no anomalies under protocol {self.protocol!r}; list the "
+                     "normal classes")]
+        if self.normal_classes != "all":
+            if not self.normal_classes:
+                return [("normal_classes", "needs at least 1 item(s)")]
+            want = str if self.protocol == "folder" else int
+            bad = [c for c in self.normal_classes if not isinstance(c, want) or (want is int and c < 0)]
+            if bad:
+                what = "class folder names" if want is str else "class numbers (0, 1, ...)"
+                return [("normal_classes", f"{bad[0]!r} is not valid; protocol {self.protocol!r} takes {what}")]
+        return []
 
 
 @dataclass
@@ -133,6 +184,7 @@ def _normal_mask(labels: np.ndarray, cfg: DataConfig, present: np.ndarray, name:
     return np.isin(labels, cfg.normal_classes)
 
 
+@PROTOCOLS.register("one_vs_rest")
 def one_vs_rest(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str, Split]:
     raw: RawDataset = data[cfg.dataset]
     normal = _normal_mask(raw.y_train, cfg, np.unique(raw.y_train), raw.name)
@@ -160,6 +212,7 @@ def match_images(x: np.ndarray, size: tuple[int, int], channels: int) -> np.ndar
     return t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
+@PROTOCOLS.register("cross_dataset")
 def cross_dataset(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str, Split]:
     raw: RawDataset = data[cfg.dataset]
     other: RawDataset = data[cfg.anomaly_dataset]
@@ -180,6 +233,7 @@ def cross_dataset(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict
                     anomalies, test, cfg, rng)
 
 
+@PROTOCOLS.register("corrupted")
 def corrupted(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str, Split]:
     raw: RawDataset = data[cfg.dataset]
     c = cfg.corruption
@@ -221,6 +275,7 @@ def corrupted(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str
                     anomalies, test, cfg, rng)
 
 
+@PROTOCOLS.register("folder")
 def folder(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str, Split]:
     images = data["folder"]
     classes = list(images.classes)
@@ -244,9 +299,6 @@ def folder(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str, S
     return assemble(labeled(images.x[normal_rest], images.y[normal_rest], np.zeros(len(normal_rest)), kinds[normal_rest]),
                     anomalies, labeled(images.x[test_idx], images.y[test_idx], is_anomaly[test_idx], kinds[test_idx]),
                     cfg, rng)
-
-
-PROTOCOLS = {"one_vs_rest": one_vs_rest, "cross_dataset": cross_dataset, "corrupted": corrupted, "folder": folder}
 
 
 def make_splits(cfg: DataConfig, data: dict, seed: int) -> dict[str, Split]:

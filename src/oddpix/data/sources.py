@@ -29,6 +29,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import OddpixError
+from ..schema import num
 
 MIRROR_ENV = "ODDPIX_DATA_MIRROR"
 
@@ -334,6 +335,21 @@ def load_idx_dataset(name: str, mirror: Optional[str] = None, checksums: str = "
 
 # --------------------------------------------------------------------------------------------------
 # image folders
+
+
+@dataclass(frozen=True)
+class FolderConfig:
+    """An image folder: one sub-directory per class (e.g. cell_images/Parasitized, cell_images/Uninfected)."""
+
+    root: Optional[str] = None
+    image_size: int = num(64, ge=8, le=1024)
+    channels: int = num(3, ge=1, le=3)
+    test_fraction: float = num(0.2, gt=0.0, lt=1.0)
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.channels == 2:
+            return [("channels", "2 is not a valid choice; valid choices: 1 (grayscale), 3 (RGB)")]
+        return []
 
 
 @dataclass

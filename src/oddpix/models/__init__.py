@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..config import parse_section, to_dict
 from ..errors import OddpixError
 from ..io import read_torch, write_torch
+from ..registry import Registry
+from ..schema import parse_section, to_dict
 from .ae import DenseAutoencoder
-from .base import Detector, FitData
+from .base import SUPERVISED_HINT, Detector, FitData, Phase
 from .aae import AdversarialAutoencoder
 from .cae import ConvAutoencoder, ConvAutoencoderKDE
 from .cnn import SupervisedCNN
@@ -19,11 +20,13 @@ from .geom import GeometricTransformations
 from .knn import NearestNeighbour
 from .vae import ConvVAE
 
-REGISTRY: dict[str, type[Detector]] = {cls.name: cls for cls in (
-    ConvAutoencoder, DenseAutoencoder, ConvVAE, ConvAutoencoderKDE, AdversarialAutoencoder, DeepSVDD, GANomaly, GANMSE,
-    SupervisedCNN, NearestNeighbour, GeometricTransformations)}
+REGISTRY = Registry("detector")  # name -> Detector class; the order is the one params and the README list
+for _cls in (ConvAutoencoder, DenseAutoencoder, ConvVAE, ConvAutoencoderKDE, AdversarialAutoencoder, DeepSVDD, GANomaly,
+             GANMSE, SupervisedCNN, NearestNeighbour, GeometricTransformations):
+    REGISTRY.register(_cls.name)(_cls)
 
-__all__ = ["REGISTRY", "Detector", "FitData", "build_detector", "save_detector", "load_detector"]
+__all__ = ["REGISTRY", "SUPERVISED_HINT", "Detector", "FitData", "Phase", "build_detector", "save_detector",
+           "load_detector"]
 
 
 def build_detector(name: str, config: Any, input_shape: tuple[int, int, int]) -> Detector:

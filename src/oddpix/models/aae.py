@@ -25,18 +25,18 @@ Score components: ``reconstruction`` (excess BCE), ``prior`` (-log N(z; 0, I), t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from typing import Literal
+from dataclasses import dataclass
+from typing import Iterator, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import items, num
 from ..runtime import batched
-from ..training import FitContext, optimize, train_loop
+from ..schema import items, num
+from ..training import FitContext, optimize
 from .autoencoder import AutoencoderConfig, AutoencoderDetector
-from .base import FitData
+from .base import FitData, Phase
 from .blocks import conv_decoder, conv_encoder
 
 
@@ -73,55 +73,51 @@ class AdversarialAutoencoder(AutoencoderDetector):
         """-log N(z; 0, I) per code."""
         return 0.5 * (z.pow(2).sum(1) + z.shape[1] * math.log(2 * math.pi))
 
-    def fit(self, data: FitData, ctx: FitContext) -> list[dict]:
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        """Autoencoder (reconstruction phase), discriminator, and the encoder as generator."""
         cfg = self.config
-        self.to(ctx.device)
         ae_params = list(self.encoder.parameters()) + list(self.decoder.parameters())
-        opt_ae = torch.optim.Adam(ae_params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr)
-        opt_g = torch.optim.Adam(self.encoder.parameters(), lr=cfg.lr)
+        return [torch.optim.Adam(ae_params, lr=cfg.lr, weight_decay=cfg.weight_decay),
+                torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr),
+                torch.optim.Adam(self.encoder.parameters(), lr=cfg.lr)]
 
-        def step(batch: torch.Tensor) -> dict[str, float]:
-            rec = self.pixel_loss(self(batch), batch).mean()  # reconstruction phase
-            optimize(opt_ae, rec)
-            z = self.encoder(batch)  # regularization phase: discriminator, then encoder as generator
-            prior = torch.randn(z.shape, device=z.device)
-            d_real, d_fake = self.discriminator(prior), self.discriminator(z.detach())
-            loss_d = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + \
-                F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
-            optimize(opt_d, loss_d)
-            d_gen = self.discriminator(z)
-            loss_g = cfg.w_adv * F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
-            optimize(opt_g, loss_g)
-            return {"loss": rec.item(), "loss_d": loss_d.item(), "loss_g": loss_g.item()}
+    def training_step(self, batch: torch.Tensor, phase: Phase) -> dict[str, float]:
+        opt_ae, opt_d, opt_g = phase.optimizers
+        rec = self.loss(batch)  # reconstruction phase
+        optimize(opt_ae, rec)
+        z = self.encoder(batch)  # regularization phase: discriminator, then encoder as generator
+        prior = torch.randn(z.shape, device=z.device)
+        d_real, d_fake = self.discriminator(prior), self.discriminator(z.detach())
+        loss_d = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + \
+            F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+        optimize(opt_d, loss_d)
+        d_gen = self.discriminator(z)
+        loss_g = self.config.w_adv * F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+        optimize(opt_g, loss_g)
+        return {"loss": rec.item(), "loss_d": loss_d.item(), "loss_g": loss_g.item()}
 
-        def val_loss(batch: torch.Tensor) -> torch.Tensor:
-            return self.pixel_loss(self(batch), batch).mean()
+    def _rounds(self) -> list[int]:
+        """Epochs per round: warm-up on everything, then a refined training set before each further round."""
+        cfg = self.config
+        if cfg.reject_fraction == 0:
+            return [cfg.epochs]
+        schedule = [min(cfg.warmup_epochs or cfg.refine_every, cfg.epochs)]
+        while sum(schedule) < cfg.epochs:
+            schedule.append(min(cfg.refine_every, cfg.epochs - sum(schedule)))
+        return schedule
 
-        val_x = data.normal_val_x()
+    def phases(self, data: FitData, ctx: FitContext) -> Iterator[Phase]:
         keep = torch.ones(len(data.train_x), dtype=torch.bool)
-        history: list[dict] = []
-        # rounds of epochs: warm-up on everything, then refine the training set before each further round
-        schedule = [cfg.epochs]
-        if cfg.reject_fraction > 0:
-            schedule = [min(cfg.warmup_epochs or cfg.refine_every, cfg.epochs)]
-            while sum(schedule) < cfg.epochs:
-                schedule.append(min(cfg.refine_every, cfg.epochs - sum(schedule)))
-        for i, epochs in enumerate(schedule):
-            if i > 0 and cfg.reject_fraction > 0:
+        for i, epochs in enumerate(self._rounds()):
+            if i > 0:
                 keep = self._refine(data.train_x, ctx)
                 ctx.log(f"{self.name} robust training: leaving out {int((~keep).sum())} of {len(keep)} training "
                         "images with the least likely codes")
-            rows = train_loop(self, data.train_x[keep], val_x, replace(cfg, epochs=epochs), ctx, step, val_loss,
-                              name=self.name)
-            offset = len(history)
-            history += [{**r, "epoch": r["epoch"] + offset, "kept": int(keep.sum())} for r in rows]
+            yield Phase(epochs, train=data.train_x[keep], tags={"kept": int(keep.sum())})
         self._fit_score_stats(data.train_x[keep], ctx)
         self.fit_report = {"rejected_train": int((~keep).sum())}
         if data.train_y is not None and int(data.train_y.sum()) > 0:  # how many rejected were real anomalies
-            rejected = ~keep
-            self.fit_report["rejected_true_anomalies"] = int(data.train_y[rejected].sum())
-        return history
+            self.fit_report["rejected_true_anomalies"] = int(data.train_y[~keep].sum())
 
     def _refine(self, train_x: torch.Tensor, ctx: FitContext) -> torch.Tensor:
         """Keep-mask of the training images: the ``reject_fraction`` most suspicious ones are left out."""

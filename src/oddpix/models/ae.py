@@ -1,7 +1,7 @@
 """Dense (fully connected) autoencoder on flattened pixels; score = reconstruction error.
 
-The plain deep autoencoder baseline of one-class image anomaly detection (e.g. the unsupervised model of
-the mission's MNIST digit-0 project).
+The plain deep autoencoder baseline of one-class image anomaly detection (the unsupervised counterpart of
+the supervised ``cnn`` on MNIST with digit 0 normal).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import math
 
 from torch import nn
 
-from ..config import items
+from ..schema import items
 from .autoencoder import AutoencoderConfig, AutoencoderDetector
 
 

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import TrainConfig, num
-from ..training import FitContext, optimize, train_loop
-from .base import Detector, FitData
+from ..schema import num
+from ..training import TrainConfig
+from .base import Detector
 
 
 @dataclass(frozen=True)
@@ -49,18 +49,8 @@ class AutoencoderDetector(Detector):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode_logits(self.encoder(x))
 
-    def fit(self, data: FitData, ctx: FitContext) -> list[dict]:
-        self.to(ctx.device)
-        opt = torch.optim.Adam(self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
-
-        def step(batch: torch.Tensor) -> dict[str, float]:
-            loss = self.pixel_loss(self(batch), batch).mean()
-            return {"loss": optimize(opt, loss)}
-
-        def val_loss(batch: torch.Tensor) -> torch.Tensor:
-            return self.pixel_loss(self(batch), batch).mean()
-
-        return train_loop(self, data.train_x, data.normal_val_x(), self.config, ctx, step, val_loss, name=self.name)
+    def loss(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.pixel_loss(self(batch), batch).mean()
 
     @torch.no_grad()
     def score(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

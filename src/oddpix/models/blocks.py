@@ -1,25 +1,48 @@
-"""Network pieces the detectors share: a conv encoder to a flat code and its mirror-image decoder.
+"""Network pieces the detectors share: a conv encoder to a flat code and its mirror-image decoder, and the
+DCGAN encoder, decoder and discriminator of the adversarial detectors.
 
-Both adapt to any input size and channel count: the encoder halves the size (ceil) at each stage, and the
-decoder upsamples back to the exact sizes the encoder saw.
+The conv encoder and decoder adapt to any input size and channel count: the encoder halves the size (ceil)
+at each stage, and the decoder upsamples back to the exact sizes the encoder saw. :class:`ConvStyle`
+covers the variants in use (3x3 convs with biases and ReLU; Deep SVDD's bias-free 5x5 convs with
+BatchNorm without affine parameters and LeakyReLU).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import torch
 from torch import nn
 
 
-def conv_block(c_in: int, c_out: int, batchnorm: bool, act: nn.Module | None = None) -> list[nn.Module]:
-    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1)]
-    if batchnorm:
-        layers.append(nn.BatchNorm2d(c_out))
-    layers.append(act if act is not None else nn.ReLU(inplace=True))
+@dataclass(frozen=True)
+class ConvStyle:
+    kernel: int = 3
+    bias: bool = True          # biases of the convs and linear layers
+    batchnorm: bool = False
+    affine: bool = True        # BatchNorm's learned scale and shift
+    bn_eps: float = 1e-5
+    slope: float = 0.0         # LeakyReLU's negative slope; 0: ReLU
+
+    def act(self) -> nn.Module:
+        return nn.LeakyReLU(self.slope) if self.slope else nn.ReLU(inplace=True)
+
+    def conv(self, c_in: int, c_out: int) -> nn.Conv2d:
+        return nn.Conv2d(c_in, c_out, self.kernel, padding=self.kernel // 2, bias=self.bias)
+
+
+def conv_block(c_in: int, c_out: int, style: ConvStyle = ConvStyle()) -> list[nn.Module]:
+    """conv, optional BatchNorm, activation."""
+    layers: list[nn.Module] = [style.conv(c_in, c_out)]
+    if style.batchnorm:
+        layers.append(nn.BatchNorm2d(c_out, eps=style.bn_eps, affine=style.affine))
+    layers.append(style.act())
     return layers
 
 
 def conv_encoder(input_shape: tuple[int, int, int], channels: list[int], out_dim: int,
-                 batchnorm: bool = False) -> tuple[nn.Sequential, list[tuple[int, int]]]:
-    """3x3 conv + ReLU + 2x2 max-pool per entry of ``channels``, then a linear layer to ``out_dim``.
+                 style: ConvStyle = ConvStyle()) -> tuple[nn.Sequential, list[tuple[int, int]]]:
+    """A conv block + 2x2 max-pool per entry of ``channels``, then a linear layer to ``out_dim``.
 
     Returns the encoder and the spatial sizes it went through (input first), for :func:`conv_decoder`.
     """
@@ -27,27 +50,73 @@ def conv_encoder(input_shape: tuple[int, int, int], channels: list[int], out_dim
     sizes = [(h, w)]
     layers: list[nn.Module] = []
     for ch in channels:
-        layers += conv_block(c, ch, batchnorm)
+        layers += conv_block(c, ch, style)
         layers.append(nn.MaxPool2d(2, ceil_mode=True))
         h, w = (h + 1) // 2, (w + 1) // 2
         sizes.append((h, w))
         c = ch
-    layers += [nn.Flatten(), nn.Linear(c * h * w, out_dim)]
+    layers += [nn.Flatten(), nn.Linear(c * h * w, out_dim, bias=style.bias)]
     return nn.Sequential(*layers), sizes
 
 
 def conv_decoder(latent_dim: int, out_channels: int, channels: list[int], sizes: list[tuple[int, int]],
-                 batchnorm: bool = False) -> nn.Sequential:
-    """Linear layer to the encoder's last feature map, then upsample + 3x3 conv + ReLU back to the input
-    size, and a final 3x3 conv to ``out_channels`` (no activation: logits or values)."""
+                 style: ConvStyle = ConvStyle()) -> nn.Sequential:
+    """Linear layer to the encoder's last feature map, then upsample + conv block back to the input size,
+    and a final conv to ``out_channels`` (no activation: logits or values)."""
     c = channels[-1]
     h, w = sizes[-1]
-    layers: list[nn.Module] = [nn.Linear(latent_dim, c * h * w), nn.ReLU(inplace=True), nn.Unflatten(1, (c, h, w))]
+    layers: list[nn.Module] = [nn.Linear(latent_dim, c * h * w, bias=style.bias), style.act(),
+                               nn.Unflatten(1, (c, h, w))]
     outs = list(reversed(channels))
     for i, size in enumerate(reversed(sizes[:-1])):
         c_out = outs[i + 1] if i + 1 < len(outs) else outs[-1]
         layers.append(nn.Upsample(size=size, mode="nearest"))
-        layers += conv_block(c, c_out, batchnorm)
+        layers += conv_block(c, c_out, style)
         c = c_out
-    layers.append(nn.Conv2d(c, out_channels, 3, padding=1))
+    layers.append(style.conv(c, out_channels))
     return nn.Sequential(*layers)
+
+
+def dcgan_encoder(size: int, nc: int, ndf: int, nz: int) -> tuple[nn.Sequential, nn.Sequential]:
+    """(feature stack, final conv to ``nz`` x 1 x 1): conv 4x4 stride 2 + BN + LeakyReLU down to 4x4."""
+    layers: list[nn.Module] = [nn.Conv2d(nc, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
+    s, c = size // 2, ndf
+    while s > 4:
+        layers += [nn.Conv2d(c, c * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c * 2), nn.LeakyReLU(0.2, inplace=True)]
+        s, c = s // 2, c * 2
+    return nn.Sequential(*layers), nn.Sequential(nn.Conv2d(c, nz, s, 1, 0, bias=False))
+
+
+def dcgan_decoder(size: int, nc: int, ngf: int, nz: int) -> nn.Sequential:
+    """Transposed convs from ``nz`` x 1 x 1 up to ``nc`` x size x size, tanh output."""
+    c, s = ngf, 4
+    while s < size // 2:
+        c, s = c * 2, s * 2
+    layers: list[nn.Module] = [nn.ConvTranspose2d(nz, c, 4, 1, 0, bias=False), nn.BatchNorm2d(c), nn.ReLU(True)]
+    s = 4
+    while s < size // 2:
+        layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c // 2), nn.ReLU(True)]
+        c, s = c // 2, s * 2
+    layers += [nn.ConvTranspose2d(c, nc, 4, 2, 1, bias=False), nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
+def dcgan_init(m: nn.Module) -> None:
+    """DCGAN's initialisation: conv weights N(0, 0.02), BatchNorm scales N(1, 0.02), shifts 0."""
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+    elif isinstance(m, nn.BatchNorm2d):
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
+
+
+class Discriminator(nn.Module):
+    """The DCGAN discriminator: a logit per image and its last feature map (for feature matching)."""
+
+    def __init__(self, size: int, nc: int, ndf: int):
+        super().__init__()
+        self.features, self.head = dcgan_encoder(size, nc, ndf, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.features(x)
+        return self.head(f).flatten(), f

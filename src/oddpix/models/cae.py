@@ -1,17 +1,17 @@
 """Convolutional autoencoder: 3x3 conv + ReLU + max-pooling encoder to a small dense bottleneck, an
 upsampling decoder with a sigmoid output, trained with binary cross-entropy; score = reconstruction error.
 
-The classic set-up of reconstruction-based anomaly detection (e.g. the Keras autoencoder tutorials the
-mission's MNIST-vs-Fashion-MNIST project follows): normal images reconstruct well, anomalies do not.
+The classic set-up of reconstruction-based anomaly detection (e.g. MNIST normal, Fashion-MNIST images as
+the anomalies): normal images reconstruct well, anomalies do not.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import items, num
+from ..schema import items, num
 from .autoencoder import AutoencoderConfig, AutoencoderDetector
-from .blocks import conv_decoder, conv_encoder
+from .blocks import ConvStyle, conv_decoder, conv_encoder
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,9 @@ class ConvAutoencoder(AutoencoderDetector):
 
     def __init__(self, config: CAEConfig, input_shape: tuple[int, int, int]):
         super().__init__(config, input_shape)
-        self.encoder, sizes = conv_encoder(self.input_shape, config.channels, config.latent_dim, config.batchnorm)
-        self.decoder = conv_decoder(config.latent_dim, self.input_shape[0], config.channels, sizes, config.batchnorm)
+        style = ConvStyle(batchnorm=config.batchnorm)
+        self.encoder, sizes = conv_encoder(self.input_shape, config.channels, config.latent_dim, style)
+        self.decoder = conv_decoder(config.latent_dim, self.input_shape[0], config.channels, sizes, style)
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class ConvAutoencoderKDE(ConvAutoencoder):
     """``ae_kde``: the conv autoencoder whose latent codes get a kernel density estimate (the encode stage
     fits it on the training codes); an image is anomalous when its code's density is too low or its
     reconstruction error too high: score components ``density`` and ``reconstruction`` with
-    ``threshold.rule: dual`` (the malaria-cells project's detector)."""
+    ``threshold.rule: dual`` (e.g. on cell images, Parasitized vs Uninfected)."""
 
     name = "ae_kde"
     Config = AEKDEConfig

@@ -1,4 +1,4 @@
-"""Supervised CNN classifier, normal vs anomaly: the supervised half of the MNIST digit-0 project.
+"""Supervised CNN classifier, normal vs anomaly (e.g. MNIST with digit 0 normal and the rest anomalous).
 
 It needs labelled anomalies in the training split: ``data.contamination`` puts that share of anomalies
 (labelled ``y = 1``) into it, and ``data.val_anomaly_fraction`` into validation for early stopping on a
@@ -14,17 +14,18 @@ Score component: ``probability``, the predicted probability of being an anomaly.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import TrainConfig, items, num
 from ..errors import OddpixError
-from ..training import FitContext, optimize, train_loop
-from .base import Detector, FitData
-from .blocks import conv_block
+from ..schema import items, num
+from ..training import FitContext, TrainConfig
+from .base import Detector, FitData, Phase
+from .blocks import ConvStyle, conv_block
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class SupervisedCNN(Detector):
         c, h, w = self.input_shape
         layers: list[nn.Module] = []
         for ch in config.channels:
-            layers += conv_block(c, ch, batchnorm=True) + [nn.MaxPool2d(2, ceil_mode=True)]
+            layers += conv_block(c, ch, ConvStyle(batchnorm=True)) + [nn.MaxPool2d(2, ceil_mode=True)]
             h, w, c = (h + 1) // 2, (w + 1) // 2, ch
         layers += [nn.Flatten(), nn.Dropout(config.dropout), nn.Linear(c * h * w, config.hidden),
                    nn.ReLU(inplace=True), nn.Dropout(config.dropout), nn.Linear(config.hidden, 1)]
@@ -67,28 +68,24 @@ class SupervisedCNN(Detector):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).flatten()
 
-    def _train(self, x: torch.Tensor, y: torch.Tensor, val_x, val_y, ctx: FitContext, name: str) -> list[dict]:
-        opt = torch.optim.Adam(self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+    def loss(self, batch: tuple) -> torch.Tensor:
+        """Binary cross-entropy, each image weighted so that both classes count equally."""
+        images, labels, weights = batch
+        return (F.binary_cross_entropy_with_logits(self(images), labels, reduction="none") * weights).mean()
 
-        def weighted_bce(batch: tuple) -> torch.Tensor:
-            images, labels, weights = batch
-            return (F.binary_cross_entropy_with_logits(self(images), labels, reduction="none") * weights).mean()
+    def train_data(self, data: FitData) -> tuple:
+        return data.train_x, data.train_y.float(), class_weights(data.train_y)
 
-        def step(batch: tuple) -> dict[str, float]:
-            loss = weighted_bce(batch)
-            return {"loss": optimize(opt, loss)}
+    def val_data(self, data: FitData) -> Optional[tuple]:
+        """All validation images, anomalies too: early stopping on the two-class loss."""
+        if data.val_x is None or data.val_y is None:
+            return None
+        return data.val_x, data.val_y.float(), class_weights(data.val_y)
 
-        val = (val_x, val_y.float(), class_weights(val_y)) if val_x is not None and val_y is not None else None
-        return train_loop(self, (x, y.float(), class_weights(y)), val, self.config, ctx, step, weighted_bce, name=name)
-
-    def fit(self, data: FitData, ctx: FitContext) -> list[dict]:
-        if data.train_y is None or int(data.train_y.sum()) == 0:
-            raise OddpixError("model cnn is supervised and the training split has no labelled anomalies; set "
-                              "data.contamination (e.g. 0.1) and data.val_anomaly_fraction (e.g. 0.1)")
-        self.to(ctx.device)
+    def phases(self, data: FitData, ctx: FitContext) -> Iterator[Phase]:
         if self.config.folds >= 2:
             self.fit_report = self.cross_validate(data, ctx)
-        return self._train(data.train_x, data.train_y, data.val_x, data.val_y, ctx, self.name)
+        yield from super().phases(data, ctx)
 
     def cross_validate(self, data: FitData, ctx: FitContext) -> dict:
         """Stratified k-fold on the training split: each fold trains a fresh model on the others."""
@@ -107,10 +104,9 @@ class SupervisedCNN(Detector):
         aurocs = []
         for fold in range(k):
             held = torch.from_numpy(fold_of == fold)
-            model = SupervisedCNN(self.config, self.input_shape).to(ctx.device)
+            model = SupervisedCNN(replace(self.config, folds=0), self.input_shape)
             quiet = replace(ctx, log=lambda _msg: None, progress=False)
-            model._train(data.train_x[~held], data.train_y[~held], data.train_x[held], data.train_y[held], quiet,
-                         f"{self.name} fold {fold + 1}")
+            model.fit(FitData(data.train_x[~held], data.train_x[held], data.train_y[~held], data.train_y[held]), quiet)
             scores = model.score(data.train_x[held].to(ctx.device))["probability"].cpu().numpy()
             aurocs.append(float(roc_auc_score(data.train_y[held].numpy(), scores)))
             ctx.log(f"{self.name} cross-validation fold {fold + 1}/{k}: held-out AUROC {aurocs[-1]:.4f}")

@@ -14,16 +14,20 @@ Score components: ``distance`` (||phi(x) - c||^2); the latent codes phi(x) also 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from ..config import TrainConfig, items, num
 from ..runtime import batched
-from ..training import FitContext, optimize, train_loop
-from .base import Detector, FitData
+from ..schema import items, num
+from ..training import FitContext, TrainConfig
+from .base import Detector, FitData, Phase
+from .blocks import ConvStyle, conv_decoder, conv_encoder
+
+# LeNet-style: bias-free 5x5 convs, BatchNorm without affine parameters, LeakyReLU (the paper's network)
+SVDD_STYLE = ConvStyle(kernel=5, bias=False, batchnorm=True, affine=False, bn_eps=1e-4, slope=0.1)
 
 
 @dataclass(frozen=True)
@@ -37,36 +41,6 @@ class DeepSVDDConfig(TrainConfig):
     weight_decay: float = num(1e-6, ge=0.0)
 
 
-def _encoder(input_shape: tuple[int, int, int], channels: list[int], rep_dim: int
-             ) -> tuple[nn.Sequential, list[tuple[int, int]]]:
-    c, h, w = input_shape
-    sizes = [(h, w)]
-    layers: list[nn.Module] = []
-    for ch in channels:
-        layers += [nn.Conv2d(c, ch, 5, padding=2, bias=False), nn.BatchNorm2d(ch, eps=1e-4, affine=False),
-                   nn.LeakyReLU(0.1), nn.MaxPool2d(2, ceil_mode=True)]
-        h, w = (h + 1) // 2, (w + 1) // 2
-        sizes.append((h, w))
-        c = ch
-    layers += [nn.Flatten(), nn.Linear(c * h * w, rep_dim, bias=False)]
-    return nn.Sequential(*layers), sizes
-
-
-def _decoder(rep_dim: int, out_channels: int, channels: list[int], sizes: list[tuple[int, int]]) -> nn.Sequential:
-    c = channels[-1]
-    h, w = sizes[-1]
-    layers: list[nn.Module] = [nn.Linear(rep_dim, c * h * w, bias=False), nn.Unflatten(1, (c, h, w)),
-                               nn.LeakyReLU(0.1)]
-    outs = list(reversed(channels))
-    for i, size in enumerate(reversed(sizes[:-1])):
-        c_out = outs[i + 1] if i + 1 < len(outs) else outs[-1]
-        layers += [nn.Upsample(size=size, mode="nearest"), nn.Conv2d(c, c_out, 5, padding=2, bias=False),
-                   nn.BatchNorm2d(c_out, eps=1e-4, affine=False), nn.LeakyReLU(0.1)]
-        c = c_out
-    layers.append(nn.Conv2d(c, out_channels, 5, padding=2, bias=False))
-    return nn.Sequential(*layers)
-
-
 class DeepSVDD(Detector):
     name = "deep_svdd"
     Config = DeepSVDDConfig
@@ -75,41 +49,31 @@ class DeepSVDD(Detector):
 
     def __init__(self, config: DeepSVDDConfig, input_shape: tuple[int, int, int]):
         super().__init__(config, input_shape)
-        self.encoder, sizes = _encoder(self.input_shape, config.channels, config.rep_dim)
-        self.decoder = _decoder(config.rep_dim, self.input_shape[0], config.channels, sizes)  # pretraining only
+        self.encoder, sizes = conv_encoder(self.input_shape, config.channels, config.rep_dim, SVDD_STYLE)
+        self.decoder = conv_decoder(config.rep_dim, self.input_shape[0], config.channels, sizes,  # pretraining only
+                                    SVDD_STYLE)
         self.register_buffer("center", torch.zeros(config.rep_dim))
 
     def distance(self, x: torch.Tensor) -> torch.Tensor:
         return (self.encoder(x) - self.center).pow(2).sum(dim=1)
 
-    def fit(self, data: FitData, ctx: FitContext) -> list[dict]:
+    def reconstruction_loss(self, batch: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(self.decoder(self.encoder(batch)), batch)
+
+    def loss(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.distance(batch).mean()
+
+    def phases(self, data: FitData, ctx: FitContext) -> Iterator[Phase]:
+        """Autoencoder pretraining of all weights, then the centre, then the one-class objective (encoder)."""
         cfg = self.config
-        self.to(ctx.device)
-        val_x = data.normal_val_x()
-        history: list[dict] = []
         if cfg.pretrain_epochs:
-            opt = torch.optim.Adam(self.parameters(), lr=cfg.pretrain_lr, weight_decay=cfg.weight_decay)
-
-            def ae_loss(batch: torch.Tensor) -> torch.Tensor:
-                return F.mse_loss(self.decoder(self.encoder(batch)), batch)
-
-            def ae_step(batch: torch.Tensor) -> dict[str, float]:
-                loss = ae_loss(batch)
-                return {"loss": optimize(opt, loss)}
-
-            pre = train_loop(self, data.train_x, val_x, replace(cfg, epochs=cfg.pretrain_epochs, lr=cfg.pretrain_lr),
-                             ctx, ae_step, ae_loss, name=f"{self.name} pretrain")
-            history += [{**row, "phase": "pretrain"} for row in pre]
+            yield Phase(cfg.pretrain_epochs, name="pretrain", loss=self.reconstruction_loss,
+                        val_loss=self.reconstruction_loss,
+                        optimizers=[torch.optim.Adam(self.parameters(), lr=cfg.pretrain_lr,
+                                                     weight_decay=cfg.weight_decay)])
         self.center.copy_(self._initial_center(data.train_x.to(ctx.device)))
-        opt = torch.optim.Adam(self.encoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-        def step(batch: torch.Tensor) -> dict[str, float]:
-            loss = self.distance(batch).mean()
-            return {"loss": optimize(opt, loss)}
-
-        main = train_loop(self, data.train_x, val_x, cfg, ctx, step, lambda b: self.distance(b).mean(), name=self.name)
-        offset = len(history)
-        return history + [{**row, "epoch": row["epoch"] + offset, "phase": "svdd"} for row in main]
+        yield Phase(cfg.epochs, name="svdd",
+                    optimizers=[torch.optim.Adam(self.encoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)])
 
     @torch.no_grad()
     def _initial_center(self, x: torch.Tensor) -> torch.Tensor:

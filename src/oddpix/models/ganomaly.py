@@ -27,15 +27,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterator, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import TrainConfig, num
-from ..training import FitContext, optimize, train_loop
-from .base import Detector, FitData
+from ..schema import num
+from ..training import FitContext, TrainConfig, optimize
+from .base import Detector, FitData, Phase
+from .blocks import Discriminator, dcgan_decoder, dcgan_encoder, dcgan_init
 
 
 @dataclass(frozen=True)
@@ -68,49 +69,6 @@ def _padded(size: int) -> int:
     return max(16, int(math.ceil(size / 16)) * 16)
 
 
-def dcgan_encoder(size: int, nc: int, ndf: int, nz: int) -> tuple[nn.Sequential, nn.Sequential]:
-    """(feature stack, final conv to ``nz`` x 1 x 1): conv 4x4 stride 2 + BN + LeakyReLU down to 4x4."""
-    layers: list[nn.Module] = [nn.Conv2d(nc, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
-    s, c = size // 2, ndf
-    while s > 4:
-        layers += [nn.Conv2d(c, c * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c * 2), nn.LeakyReLU(0.2, inplace=True)]
-        s, c = s // 2, c * 2
-    return nn.Sequential(*layers), nn.Sequential(nn.Conv2d(c, nz, s, 1, 0, bias=False))
-
-
-def dcgan_decoder(size: int, nc: int, ngf: int, nz: int) -> nn.Sequential:
-    """Transposed convs from ``nz`` x 1 x 1 up to ``nc`` x size x size, tanh output."""
-    c, s = ngf, 4
-    while s < size // 2:
-        c, s = c * 2, s * 2
-    layers: list[nn.Module] = [nn.ConvTranspose2d(nz, c, 4, 1, 0, bias=False), nn.BatchNorm2d(c), nn.ReLU(True)]
-    s = 4
-    while s < size // 2:
-        layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c // 2), nn.ReLU(True)]
-        c, s = c // 2, s * 2
-    layers += [nn.ConvTranspose2d(c, nc, 4, 2, 1, bias=False), nn.Tanh()]
-    return nn.Sequential(*layers)
-
-
-def _init_weights(m: nn.Module) -> None:
-    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.normal_(m.weight, 0.0, 0.02)
-    elif isinstance(m, nn.BatchNorm2d):
-        nn.init.normal_(m.weight, 1.0, 0.02)
-        nn.init.zeros_(m.bias)
-
-
-class Discriminator(nn.Module):
-    def __init__(self, size: int, nc: int, ndf: int):
-        super().__init__()
-        self.features, self.head = dcgan_encoder(size, nc, ndf, 1)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logit per image, feature map)."""
-        f = self.features(x)
-        return self.head(f).flatten(), f
-
-
 class _AdversarialBase(Detector):
     """Padding, [0, 1] <-> [-1, 1] scaling, the discriminator, sample grids: what both GAN models share."""
 
@@ -124,7 +82,7 @@ class _AdversarialBase(Detector):
         self.encoder = nn.Sequential(*dcgan_encoder(self.size, c, config.base_channels, config.latent_dim))
         self.decoder = dcgan_decoder(self.size, c, config.base_channels, config.latent_dim)
         self.discriminator = Discriminator(self.size, c, config.base_channels)
-        self.apply(_init_weights)
+        self.apply(dcgan_init)
 
     def to_gan(self, x: torch.Tensor) -> torch.Tensor:
         return F.pad(x * 2.0 - 1.0, self.pad, value=-1.0)
@@ -136,35 +94,34 @@ class _AdversarialBase(Detector):
     def generator_parameters(self):
         return [p for n, p in self.named_parameters() if not n.startswith("discriminator.")]
 
-    def _optimizers(self):
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        """Generator (every network but the discriminator), discriminator; Adam with DCGAN's beta1."""
         betas = (self.config.beta1, 0.999)
         return (torch.optim.Adam(self.generator_parameters(), lr=self.config.lr, betas=betas),
                 torch.optim.Adam(self.discriminator.parameters(), lr=self.config.lr, betas=betas))
 
-    def _sampler(self, data: FitData, ctx: FitContext):
-        """Saves originals vs reconstructions of a fixed validation batch every ``sample_every`` steps."""
+    def phases(self, data: FitData, ctx: FitContext) -> Iterator[Phase]:
+        self._steps = 0
         every = self.config.sample_every
-        if not every or ctx.sample_dir is None:
-            return lambda step: None
-        fixed = (data.normal_val_x() if data.val_x is not None else data.train_x)[:8].to(ctx.device)
+        self._fixed = None
+        if every and ctx.sample_dir is not None:  # a fixed validation batch, for the sample grids
+            self._fixed = (data.normal_val_x() if data.val_x is not None else data.train_x)[:8].to(ctx.device)
+            self._sample_dir = ctx.sample_dir
+        yield from super().phases(data, ctx)
 
-        def save(step: int) -> None:
-            if step % every:
-                return
-            from ..io import write_figure
-            from ..plots import plt, reconstruction_grid
+    def _after_step(self) -> None:
+        """Counts steps; every ``sample_every`` of them saves originals vs reconstructions (plots/samples/)."""
+        self._steps += 1
+        if self._fixed is None or self._steps % self.config.sample_every:
+            return
+        from ..plots import save_reconstruction_samples
 
-            was_training = self.training
-            self.eval()
-            with torch.no_grad():
-                recon = self.reconstruct(fixed)
-            self.train(was_training)
-            scores = (fixed - recon).abs().flatten(1).mean(1).cpu().numpy()
-            fig = reconstruction_grid(fixed.cpu().numpy(), recon.cpu().numpy(), scores, [f"step {step}"] * len(fixed))
-            write_figure(ctx.sample_dir / f"{self.name}_step{step:06d}.png", fig, 80)
-            plt.close(fig)
-
-        return save
+        was_training = self.training
+        self.eval()
+        recon = self.reconstruct(self._fixed)
+        self.train(was_training)
+        save_reconstruction_samples(self._sample_dir / f"{self.name}_step{self._steps:06d}.png", self._fixed, recon,
+                                    f"step {self._steps}")
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> Optional[torch.Tensor]:
@@ -184,7 +141,7 @@ class GANomaly(_AdversarialBase):
         super().__init__(config, input_shape)
         self.encoder2 = nn.Sequential(*dcgan_encoder(self.size, self.input_shape[0], config.base_channels,
                                                      config.latent_dim))
-        self.encoder2.apply(_init_weights)
+        self.encoder2.apply(dcgan_init)
 
     def generate(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(z, x_hat, z_hat) for images ``g`` in GAN space."""
@@ -203,33 +160,25 @@ class GANomaly(_AdversarialBase):
         total = cfg.w_adv * adv + cfg.w_con * con + cfg.w_enc * enc
         return total, {"adv": adv.item(), "con": con.item(), "enc": enc.item()}, fake
 
-    def fit(self, data: FitData, ctx: FitContext) -> list[dict]:
-        self.to(ctx.device)
-        opt_g, opt_d = self._optimizers()
-        sample = self._sampler(data, ctx)
-        steps = [0]
+    def training_step(self, batch: torch.Tensor, phase: Phase) -> dict[str, float]:
+        opt_g, opt_d = phase.optimizers
+        g = self.to_gan(batch)
+        loss_g, parts, fake = self.generator_losses(g)
+        optimize(opt_g, loss_g)
+        real_logit, _ = self.discriminator(g)
+        fake_logit, _ = self.discriminator(fake.detach())
+        loss_d = 0.5 * (F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
+                        + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit)))
+        optimize(opt_d, loss_d)
+        if loss_d.item() < 1e-5:  # the discriminator won outright: start it again (reference behaviour)
+            self.discriminator.apply(dcgan_init)
+        self._after_step()
+        return {"loss": loss_g.item(), "loss_d": loss_d.item(), **parts}
 
-        def step(batch: torch.Tensor) -> dict[str, float]:
-            g = self.to_gan(batch)
-            loss_g, parts, fake = self.generator_losses(g)
-            optimize(opt_g, loss_g)
-            real_logit, _ = self.discriminator(g)
-            fake_logit, _ = self.discriminator(fake.detach())
-            loss_d = 0.5 * (F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
-                            + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit)))
-            optimize(opt_d, loss_d)
-            if loss_d.item() < 1e-5:  # the discriminator won outright: start it again (reference behaviour)
-                self.discriminator.apply(_init_weights)
-            steps[0] += 1
-            sample(steps[0])
-            return {"loss": loss_g.item(), "loss_d": loss_d.item(), **parts}
-
-        def val_loss(batch: torch.Tensor) -> torch.Tensor:
-            g = self.to_gan(batch)
-            z, fake, z_hat = self.generate(g)
-            return self.config.w_con * (g - fake).abs().mean() + self.config.w_enc * (z - z_hat).pow(2).mean()
-
-        return train_loop(self, data.train_x, data.normal_val_x(), self.config, ctx, step, val_loss, name=self.name)
+    def validation_loss(self, batch: torch.Tensor) -> torch.Tensor:
+        g = self.to_gan(batch)
+        z, fake, z_hat = self.generate(g)
+        return self.config.w_con * (g - fake).abs().mean() + self.config.w_enc * (z - z_hat).pow(2).mean()
 
     @torch.no_grad()
     def score(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -244,35 +193,27 @@ class GANMSE(_AdversarialBase):
     Config = GANMSEConfig
     score_components = ("reconstruction",)
 
-    def fit(self, data: FitData, ctx: FitContext) -> list[dict]:
-        self.to(ctx.device)
-        opt_g, opt_d = self._optimizers()
-        sample = self._sampler(data, ctx)
-        steps = [0]
+    def training_step(self, batch: torch.Tensor, phase: Phase) -> dict[str, float]:
+        opt_g, opt_d = phase.optimizers
         cfg = self.config
+        g = self.to_gan(batch)
+        fake = self.decoder(self.encoder(g))
+        fake_logit, _ = self.discriminator(fake)
+        rec = F.mse_loss(fake, g)
+        adv = F.mse_loss(torch.sigmoid(fake_logit), torch.ones_like(fake_logit))
+        loss_g = cfg.w_rec * rec + cfg.w_adv * adv
+        optimize(opt_g, loss_g)
+        real_logit, _ = self.discriminator(g)
+        fake_logit, _ = self.discriminator(fake.detach())
+        loss_d = 0.5 * (F.mse_loss(torch.sigmoid(real_logit), torch.ones_like(real_logit))
+                        + F.mse_loss(torch.sigmoid(fake_logit), torch.zeros_like(fake_logit)))
+        optimize(opt_d, loss_d)
+        self._after_step()
+        return {"loss": loss_g.item(), "loss_d": loss_d.item(), "rec": rec.item(), "adv": adv.item()}
 
-        def step(batch: torch.Tensor) -> dict[str, float]:
-            g = self.to_gan(batch)
-            fake = self.decoder(self.encoder(g))
-            fake_logit, _ = self.discriminator(fake)
-            rec = F.mse_loss(fake, g)
-            adv = F.mse_loss(torch.sigmoid(fake_logit), torch.ones_like(fake_logit))
-            loss_g = cfg.w_rec * rec + cfg.w_adv * adv
-            optimize(opt_g, loss_g)
-            real_logit, _ = self.discriminator(g)
-            fake_logit, _ = self.discriminator(fake.detach())
-            loss_d = 0.5 * (F.mse_loss(torch.sigmoid(real_logit), torch.ones_like(real_logit))
-                            + F.mse_loss(torch.sigmoid(fake_logit), torch.zeros_like(fake_logit)))
-            optimize(opt_d, loss_d)
-            steps[0] += 1
-            sample(steps[0])
-            return {"loss": loss_g.item(), "loss_d": loss_d.item(), "rec": rec.item(), "adv": adv.item()}
-
-        def val_loss(batch: torch.Tensor) -> torch.Tensor:
-            g = self.to_gan(batch)
-            return F.mse_loss(self.decoder(self.encoder(g)), g)
-
-        return train_loop(self, data.train_x, data.normal_val_x(), cfg, ctx, step, val_loss, name=self.name)
+    def validation_loss(self, batch: torch.Tensor) -> torch.Tensor:
+        g = self.to_gan(batch)
+        return F.mse_loss(self.decoder(self.encoder(g)), g)
 
     @torch.no_grad()
     def score(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

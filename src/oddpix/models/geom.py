@@ -23,15 +23,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import product
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 
-from ..config import items, num
-from ..config import TrainConfig
-from ..training import FitContext, optimize, train_loop
-from .base import Detector, FitData
-from .blocks import conv_encoder
+from ..errors import ConfigError
+from ..schema import items, num
+from ..training import FitContext, TrainConfig, optimize
+from .base import Detector, FitData, Phase
+from .blocks import ConvStyle, conv_encoder
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,6 @@ class GeometricTransformations(Detector):
         self.side = max(h, w)
         self.pad = (0, self.side - w, 0, self.side - h)
         if config.shift * 2 >= self.side:
-            from ..errors import ConfigError
             raise ConfigError(f"params: models.geom.shift: {config.shift} pixels is too large for {h}x{w} images "
                               f"(at most {(self.side - 1) // 2})")
         shifts = [(0, 0)]
@@ -70,7 +70,8 @@ class GeometricTransformations(Detector):
         quarter = 4 // config.rotations  # rotations 2: 0 and 180 degrees
         self.transforms = list(product((False, True) if config.flips else (False,), shifts,
                                        [k * quarter for k in range(config.rotations)]))
-        self.net, _ = conv_encoder((c, self.side, self.side), config.channels, len(self.transforms), batchnorm=True)
+        self.net, _ = conv_encoder((c, self.side, self.side), config.channels, len(self.transforms),
+                                   ConvStyle(batchnorm=True))
 
     @property
     def n_transforms(self) -> int:
@@ -99,23 +100,22 @@ class GeometricTransformations(Detector):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def fit(self, data: FitData, ctx: FitContext) -> list[dict]:
-        self.to(ctx.device)
-        opt = torch.optim.Adam(self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+    def _logits(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        xt, y = self.transformed(batch)
+        return self(xt), y
 
-        def step(batch: torch.Tensor) -> dict[str, float]:
-            xt, y = self.transformed(batch)
-            logits = self(xt)
-            loss = F.cross_entropy(logits, y)
-            return {"loss": optimize(opt, loss), "accuracy": float((logits.argmax(1) == y).float().mean())}
+    def loss(self, batch: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(*self._logits(batch))
 
-        def val_loss(batch: torch.Tensor) -> torch.Tensor:
-            xt, y = self.transformed(batch)
-            return F.cross_entropy(self(xt), y)
+    def training_step(self, batch: torch.Tensor, phase: Phase) -> dict[str, float]:
+        logits, y = self._logits(batch)
+        loss = F.cross_entropy(logits, y)
+        return {"loss": optimize(phase.optimizers[0], loss), "accuracy": float((logits.argmax(1) == y).float().mean())}
 
+    def phases(self, data: FitData, ctx: FitContext) -> Iterator[Phase]:
         ctx.log(f"geom: {self.n_transforms} transformations (flips {self.config.flips}, shift {self.config.shift}, "
                 f"rotations {self.config.rotations})")
-        return train_loop(self, data.train_x, data.normal_val_x(), self.config, ctx, step, val_loss, name=self.name)
+        yield from super().phases(data, ctx)
 
     @torch.no_grad()
     def score(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..config import num
-from .base import Detector, FitData
+from ..errors import OddpixError
 from ..runtime import batched
+from ..schema import num
 from ..training import FitContext
+from .base import Detector, FitData
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,12 @@ class NearestNeighbour(Detector):
         self.register_buffer("memory", torch.zeros(0, math.prod(self.input_shape)))
 
     def fit(self, data: FitData, ctx: FitContext) -> list[dict]:
+        """Nothing to optimise: remember (a seeded subset of) the training images' features."""
         x = data.train_x
         if len(x) > self.config.max_train:  # a random subset, by the run's seed
             x = x[torch.randperm(len(x), generator=ctx.generator)[: self.config.max_train]]
         self.memory = self.features(x.float().to(ctx.device))
         if len(self.memory) < self.config.k:
-            from ..errors import OddpixError
             raise OddpixError(f"models.knn.k: {self.config.k} neighbours but only {len(self.memory)} training images")
         row: dict[str, float] = {"epoch": 1, "loss": 0.0, "n_memory": float(len(self.memory))}
         val = data.normal_val_x()

@@ -11,7 +11,7 @@ Score components (higher = more anomalous), all from the posterior mean z = mu (
   plain negative ELBO, which then ranks images by how much grey they hold (Fashion-MNIST T-shirt: AUROC
   0.58); without that constant-per-image term: 0.90. Training is unaffected (the term has no gradient);
 * ``reconstruction``: the excess BCE (KL between the pixels and their reconstruction, 0 when perfect);
-* ``pixel_fraction``: the corrupted-letters project's score, the share of pixels whose absolute
+* ``pixel_fraction``: the corrupted-letters score, the share of pixels whose absolute
   difference |x - x_hat| exceeds ``pixel_threshold`` (sum of anomalous pixels / pixel count);
 * ``mse``: squared error; ``bce``: raw BCE.
 """
@@ -22,11 +22,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import items, num
-from ..training import FitContext, optimize, train_loop
+from ..schema import items, num
 from .autoencoder import AutoencoderConfig, AutoencoderDetector
-from .base import FitData
-from .blocks import conv_decoder, conv_encoder
+from .blocks import ConvStyle, conv_decoder, conv_encoder
 
 
 @dataclass(frozen=True)
@@ -45,8 +43,9 @@ class ConvVAE(AutoencoderDetector):
 
     def __init__(self, config: VAEConfig, input_shape: tuple[int, int, int]):
         super().__init__(config, input_shape)
-        self.encoder, sizes = conv_encoder(self.input_shape, config.channels, 2 * config.latent_dim, config.batchnorm)
-        self.decoder = conv_decoder(config.latent_dim, self.input_shape[0], config.channels, sizes, config.batchnorm)
+        style = ConvStyle(batchnorm=config.batchnorm)
+        self.encoder, sizes = conv_encoder(self.input_shape, config.channels, 2 * config.latent_dim, style)
+        self.decoder = conv_decoder(config.latent_dim, self.input_shape[0], config.channels, sizes, style)
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self.encoder(x).chunk(2, dim=1)
@@ -71,18 +70,9 @@ class ConvVAE(AutoencoderDetector):
         recon = self.pixel_loss(logits, x).flatten(1).sum(1)
         return (recon + self.config.beta * self.kl(mu, logvar)) / x[0].numel()
 
-    def fit(self, data: FitData, ctx: FitContext) -> list[dict]:
-        self.to(ctx.device)
-        opt = torch.optim.Adam(self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
-
-        def step(batch: torch.Tensor) -> dict[str, float]:
-            loss = self.elbo_loss(batch, sample=True).mean()
-            return {"loss": optimize(opt, loss)}
-
-        def val_loss(batch: torch.Tensor) -> torch.Tensor:
-            return self.elbo_loss(batch, sample=False).mean()
-
-        return train_loop(self, data.train_x, data.normal_val_x(), self.config, ctx, step, val_loss, name=self.name)
+    def loss(self, batch: torch.Tensor) -> torch.Tensor:
+        """The negative ELBO: z sampled while training, the posterior mean for validation."""
+        return self.elbo_loss(batch, sample=self.training).mean()
 
     @torch.no_grad()
     def score(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

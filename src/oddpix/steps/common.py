@@ -12,9 +12,8 @@ import torch
 from ..config import Params
 from ..data.protocols import Split
 from ..data.sources import FolderImages, RawDataset
-from ..density import LatentKDE
 from ..errors import OddpixError
-from ..io import read_npz, read_torch
+from ..io import read_npz
 
 META_COLUMNS = ("index", "y", "label", "kind")
 
@@ -52,13 +51,6 @@ def read_prepared(directory: str | Path, name: str) -> tuple[torch.Tensor, dict[
     return torch.from_numpy(arrays.pop("x")), arrays
 
 
-def load_kde(kde_path: str | Path) -> LatentKDE | None:
-    state = read_torch(kde_path)
-    if not state.pop("fitted", False):
-        return None
-    return LatentKDE.from_state(state)
-
-
 def read_scores(directory: str | Path, name: str) -> pd.DataFrame:
     path = Path(directory) / f"{name}.csv"
     if not path.exists():
@@ -68,10 +60,3 @@ def read_scores(directory: str | Path, name: str) -> pd.DataFrame:
 
 def components(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     return {c: frame[c].to_numpy(dtype=np.float64) for c in frame.columns if c not in META_COLUMNS}
-
-
-def component(frame: pd.DataFrame, component: str, path: str) -> np.ndarray:
-    if component not in frame.columns:
-        comps = [c for c in frame.columns if c not in META_COLUMNS]
-        raise OddpixError(f"score.component: {component!r} is not in {path}; valid choices: {', '.join(comps)}")
-    return frame[component].to_numpy(dtype=np.float64)

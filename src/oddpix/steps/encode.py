@@ -8,8 +8,8 @@ import torch
 
 from ..config import Params
 from ..data.protocols import SPLITS
-from ..density import LatentKDE
-from ..io import write_npz, write_torch
+from ..density import LatentKDE, save_kde
+from ..io import write_npz
 from ..models import load_detector
 from ..runtime import batched, resolve_device, seed_everything
 from .common import log, read_prepared
@@ -22,7 +22,7 @@ def encode(params: Params, prepared_dir: str | Path, model_path: str | Path, lat
     detector, _ = load_detector(model_path)
     if not detector.has_encoder:
         write_npz(latents_path)
-        write_torch(kde_path, {"fitted": False, "reason": f"{detector.name} has no encoder"})
+        save_kde(kde_path, None, f"{detector.name} has no encoder")
         log(f"encode: {detector.name} has no encoder; no latent codes or KDE")
         return
     detector.to(device)
@@ -35,10 +35,10 @@ def encode(params: Params, prepared_dir: str | Path, model_path: str | Path, lat
             normal_val = codes[name][torch.from_numpy(meta["y"] == 0)]
     write_npz(latents_path, **{k: v.numpy() for k, v in codes.items()})
     if not params.kde.enabled:
-        write_torch(kde_path, {"fitted": False, "reason": "kde.enabled is false"})
+        save_kde(kde_path, None, "kde.enabled is false")
         log(f"encode: {codes['train'].shape[1]}-d latent codes written; KDE disabled")
         return
     kde = LatentKDE.fit(codes["train"], params.kde.bandwidth, normal_val, params.kde.max_train, generator)
-    write_torch(kde_path, {"fitted": True, **kde.state()})
+    save_kde(kde_path, kde)
     log(f"encode: {codes['train'].shape[1]}-d codes, KDE on {len(kde.data)} train codes, "
         f"bandwidth {kde.bandwidth:.4g} ({kde.rule})")

@@ -11,7 +11,7 @@ from ..config import Params
 from ..io import read_json, write_csv, write_json
 from ..metrics import curves, evaluate as evaluate_scores, metric_key
 from ..thresholds import Threshold
-from .common import component, components, log, read_scores
+from .common import components, log, read_scores
 
 
 def evaluate(params: Params, scores_dir: str | Path, threshold_path: str | Path, metrics_path: str | Path,
@@ -19,8 +19,6 @@ def evaluate(params: Params, scores_dir: str | Path, threshold_path: str | Path,
     test = read_scores(scores_dir, "test")
     thr = Threshold.from_dict(read_json(threshold_path))
     comps = components(test)
-    for name in thr.components:
-        component(test, name, f"{scores_dir}/test.csv")
     s = thr.ranking(comps)
     y = test["y"].to_numpy()
     predicted = thr.predict(comps)

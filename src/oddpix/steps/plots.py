@@ -8,11 +8,12 @@ import numpy as np
 import torch
 
 from ..config import Params
-from ..io import read_json, read_npz, write_figure
+from ..density import load_kde
+from ..io import read_json, read_npz
 from ..models import load_detector
 from ..preprocess import Preprocessor
-from ..thresholds import Threshold
-from .common import component, components, load_kde, log, read_prepared, read_scores
+from ..thresholds import Threshold, component_values
+from .common import components, log, read_prepared, read_scores
 
 
 def _kind_label(kind: str, classes: tuple[str, ...] | None) -> str:
@@ -33,14 +34,15 @@ def plots(params: Params, prepared_dir: str | Path, model_path: str | Path, scor
     dpi = params.plots.dpi
 
     def save(name: str, fig) -> None:
-        write_figure(out_dir / name, fig, dpi)
-        figures.plt.close(fig)
+        figures.save_figure(fig, out_dir / name, dpi)
 
     val, test = read_scores(scores_dir, "val"), read_scores(scores_dir, "test")
     thr = Threshold.from_dict(read_json(threshold_path))
     y, y_val = test["y"].to_numpy(), val["y"].to_numpy()
     title = f"{params.model} on {params.data.dataset}"
-    per = [(component(val, b.component, "val.csv"), component(test, b.component, "test.csv")) for b in thr.bounds]
+    val_comps, test_comps = components(val), components(test)
+    per = [(component_values(val_comps, b.component, "plots"), component_values(test_comps, b.component, "plots"))
+           for b in thr.bounds]
     save("score_histogram.png", figures.score_histogram(
         [v[y_val == 0] for v, _ in per], [t[y == 0] for _, t in per], [t[y == 1] for _, t in per], thr.bounds,
         thr.rule, title))
@@ -48,7 +50,7 @@ def plots(params: Params, prepared_dir: str | Path, model_path: str | Path, scor
     detector, extra = load_detector(model_path)
     prep = Preprocessor.from_dict(extra["preprocess"])
     x, _ = read_prepared(prepared_dir, "test")
-    ranking = thr.ranking(components(test))
+    ranking = thr.ranking(test_comps)
     spec = DATASETS.get(params.data.dataset)
     labels = [_kind_label(k, spec.classes if spec else None) for k in test["kind"]]
     n = params.plots.n_images

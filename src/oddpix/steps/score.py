@@ -9,10 +9,12 @@ import pandas as pd
 import torch
 
 from ..config import Params
+from ..density import load_kde
 from ..io import read_npz, write_csv
 from ..models import load_detector
-from ..runtime import batched, resolve_device, seed_everything
-from .common import load_kde, log, read_prepared
+from ..runtime import resolve_device, seed_everything
+from ..scoring import score_components
+from .common import log, read_prepared
 
 
 def score(params: Params, prepared_dir: str | Path, model_path: str | Path, latents_path: str | Path,
@@ -25,9 +27,8 @@ def score(params: Params, prepared_dir: str | Path, model_path: str | Path, late
     latents = read_npz(latents_path) if kde is not None else {}
     for name in ("val", "test"):
         x, meta = read_prepared(prepared_dir, name)
-        comps = batched(detector.score, x, params.score.batch_size, device)
-        if kde is not None:
-            comps["density"] = -kde.log_density(torch.from_numpy(latents[name]))
+        codes = torch.from_numpy(latents[name]) if kde is not None else None
+        comps = score_components(detector, x, kde, params.score.batch_size, device, codes)
         frame = pd.DataFrame({"index": np.arange(len(x)), "y": meta["y"], "label": meta["label"],
                               "kind": meta["kind"], **{k: v.double().numpy() for k, v in comps.items()}})
         write_csv(Path(out_dir) / f"{name}.csv", frame)

@@ -7,12 +7,11 @@ from pathlib import Path
 from ..config import Params
 from ..io import write_json
 from ..thresholds import fit_threshold
-from .common import component, components, log, read_scores
+from .common import components, log, read_scores
 
 
 def threshold(params: Params, scores_dir: str | Path, out_path: str | Path) -> None:
     val = read_scores(scores_dir, "val")
-    component(val, params.score.component, f"{scores_dir}/val.csv")  # a readable error if it is missing
     thr = fit_threshold(params.threshold, components(val), params.score.component, val["y"].to_numpy())
     write_json(out_path, thr.to_dict())
     rules = [f"{b.component} > {b.high:.5g}" + (f" or < {b.low:.5g}" if b.low is not None else "")
