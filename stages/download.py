@@ -7,8 +7,8 @@ from oddpix.stage import stage_command
 
 
 @stage_command
-@click.option("--out", default="data/raw", show_default=True, help="folder for <dataset>.npz")
-@click.option("--cache", default="data/downloads", show_default=True, help="where torchvision downloads go")
+@click.option("--out", required=True, help="folder for <dataset>.npz")
+@click.option("--cache", required=True, help="where torchvision downloads go")
 def main(params, out, cache):
     """Materialize the raw datasets as uint8 arrays."""
     download(params, out, cache)

@@ -7,10 +7,10 @@ from oddpix.stage import stage_command
 
 
 @stage_command
-@click.option("--data", "data_dir", default="data/prepared", show_default=True)
-@click.option("--model", "model_path", default="models/detector.pt", show_default=True)
-@click.option("--latents", default="data/latents.npz", show_default=True)
-@click.option("--kde", "kde_path", default="models/kde.pt", show_default=True)
+@click.option("--data", "data_dir", required=True)
+@click.option("--model", "model_path", required=True)
+@click.option("--latents", required=True)
+@click.option("--kde", "kde_path", required=True)
 def main(params, data_dir, model_path, latents, kde_path):
     """Encode images to latent codes and fit the KDE."""
     encode(params, data_dir, model_path, latents, kde_path)

@@ -7,10 +7,10 @@ from oddpix.stage import stage_command
 
 
 @stage_command
-@click.option("--scores", default="data/scores", show_default=True)
-@click.option("--threshold", "threshold_path", default="models/threshold.json", show_default=True)
-@click.option("--metrics", "metrics_path", default="metrics/metrics.json", show_default=True)
-@click.option("--curves", default="plots/curves", show_default=True)
+@click.option("--scores", required=True)
+@click.option("--threshold", "threshold_path", required=True)
+@click.option("--metrics", "metrics_path", required=True)
+@click.option("--curves", required=True)
 def main(params, scores, threshold_path, metrics_path, curves):
     """Evaluate the test scores and the thresholded decisions."""
     evaluate(params, scores, threshold_path, metrics_path, curves)

@@ -7,8 +7,8 @@ from oddpix.stage import stage_command
 
 
 @stage_command
-@click.option("--split", "split_dir", default="data/split", show_default=True)
-@click.option("--out", default="data/prepared", show_default=True)
+@click.option("--split", "split_dir", required=True)
+@click.option("--out", required=True)
 def main(params, split_dir, out):
     """Turn uint8 images into the float tensors the models take."""
     preprocess(params, split_dir, out)

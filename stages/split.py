@@ -7,9 +7,9 @@ from oddpix.stage import stage_command
 
 
 @stage_command
-@click.option("--raw", default="data/raw", show_default=True)
-@click.option("--out", default="data/split", show_default=True)
-@click.option("--summary", default="metrics/split.json", show_default=True)
+@click.option("--raw", required=True)
+@click.option("--out", required=True)
+@click.option("--summary", required=True)
 def main(params, raw, out, summary):
     """Split by protocol; write counts per label and kind."""
     split(params, raw, out, summary)

@@ -7,8 +7,8 @@ from oddpix.stage import stage_command
 
 
 @stage_command
-@click.option("--scores", default="data/scores", show_default=True)
-@click.option("--out", default="models/threshold.json", show_default=True)
+@click.option("--scores", required=True)
+@click.option("--out", required=True)
 def main(params, scores, out):
     """Apply the threshold rule of params.yaml."""
     threshold(params, scores, out)

@@ -7,11 +7,11 @@ from oddpix.stage import stage_command
 
 
 @stage_command
-@click.option("--data", "data_dir", default="data/prepared", show_default=True)
-@click.option("--model-out", default="models/detector.pt", show_default=True)
-@click.option("--history", default="plots/train/history.csv", show_default=True)
-@click.option("--metrics", "metrics_path", default="metrics/train.json", show_default=True)
-@click.option("--samples", default="plots/samples", show_default=True, help="training sample grids (GANs)")
+@click.option("--data", "data_dir", required=True)
+@click.option("--model-out", required=True)
+@click.option("--history", required=True)
+@click.option("--metrics", "metrics_path", required=True)
+@click.option("--samples", required=True, help="training sample grids (GANs)")
 def main(params, data_dir, model_out, history, metrics_path, samples):
     """Train on the normal training images; early-stop on the validation split."""
     train(params, data_dir, model_out, history, metrics_path, samples)

@@ -11,9 +11,10 @@ names the full key and what would be valid.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 import yaml
 
@@ -116,3 +117,50 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except yaml.YAMLError as exc:
         raise ConfigError(f"params: {path} is not valid YAML: {exc}") from None
     return parse_params(raw or {})
+
+
+class ParamsView:
+    """The part of :class:`Params` that a stage declares it reads (its DVC ``params`` in dvc.yaml).
+
+    Reading any other key raises at once, so a stage cannot depend on a setting that DVC does not track
+    for it (the in-process pipeline tests run every stage through this view). ``models.${model}`` stands
+    for the chosen detector's section (``params.model_config``).
+    """
+
+    def __init__(self, obj: Any, keys: tuple[str, ...], where: str, prefix: str = ""):
+        object.__setattr__(self, "_obj", obj)
+        object.__setattr__(self, "_keys", keys)
+        object.__setattr__(self, "_where", where)
+        object.__setattr__(self, "_prefix", prefix)
+
+    def __getattr__(self, name: str) -> Any:
+        full = self._prefix + name
+        if full in self._keys:
+            return getattr(self._obj, name)
+        if any(k.startswith(full + ".") for k in self._keys):
+            return ParamsView(getattr(self._obj, name), self._keys, self._where, full + ".")
+        if full == "model_config" and "models.${model}" in self._keys and "model" in self._keys:
+            return self._obj.model_config
+        attr = getattr(type(self._obj), name, None)
+        if callable(attr) or isinstance(attr, property):  # a method reads through the view as well
+            return attr.__get__(self)
+        raise AttributeError(f"{self._where} reads params {full!r}, which it does not declare "
+                             f"(declared: {', '.join(self._keys)}); add it to @reads and to dvc.yaml")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("params are read-only")
+
+
+def reads(*keys: str) -> Callable:
+    """Declare the params keys a step function reads (exactly its stage's DVC ``params``); the step then
+    receives a :class:`ParamsView` that refuses any other key."""
+
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def run(params: Params, *args, **kwargs):
+            return fn(ParamsView(params, keys, f"{fn.__module__}.{fn.__name__}"), *args, **kwargs)
+
+        run.params_read = keys
+        return run
+
+    return wrap

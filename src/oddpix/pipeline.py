@@ -3,7 +3,7 @@
 The functions live one per module in :mod:`oddpix.steps`, which the DVC stages import directly.
 """
 
-from .steps.common import log, needed_datasets, read_prepared, read_scores, read_split
+from .steps.common import log, read_prepared, read_scores, read_split
 from .steps.download import download
 from .steps.encode import encode
 from .steps.evaluate import evaluate
@@ -15,4 +15,4 @@ from .steps.threshold import threshold
 from .steps.train import train
 
 __all__ = ["download", "split", "preprocess", "train", "encode", "score", "threshold", "evaluate", "plots",
-           "log", "needed_datasets", "read_prepared", "read_scores", "read_split"]
+           "log", "read_prepared", "read_scores", "read_split"]

@@ -36,8 +36,8 @@ from ..schema import choice, num, section
 from . import corruptions
 from .corruptions import CorruptionConfig
 from .sources import DATASETS, FolderConfig, RawDataset
+from .splits import Split, class_kinds, labeled
 
-SPLITS = ("train", "val", "test")
 PROTOCOLS = Registry("protocol")  # name -> function(cfg, data, rng) -> splits
 
 
@@ -60,6 +60,10 @@ class DataConfig:
     download: bool = True
     folder: FolderConfig = section(FolderConfig)
     corruption: CorruptionConfig = section(CorruptionConfig)
+
+    def datasets(self) -> list[str]:
+        """The datasets the protocol reads: ``dataset``, and ``anomaly_dataset`` for cross_dataset."""
+        return [self.dataset, self.anomaly_dataset] if self.protocol == "cross_dataset" else [self.dataset]
 
     def problems(self) -> list[tuple[str, str]]:
         if (self.protocol == "folder") != (self.dataset == "folder"):
@@ -87,47 +91,6 @@ class DataConfig:
                 what = "class folder names" if want is str else "class numbers (0, 1, ...)"
                 return [("normal_classes", f"{bad[0]!r} is not valid; protocol {self.protocol!r} takes {what}")]
         return []
-
-
-@dataclass
-class Split:
-    x: np.ndarray
-    y: np.ndarray
-    label: np.ndarray
-    kind: np.ndarray
-
-    def __post_init__(self) -> None:
-        n = len(self.x)
-        if not (len(self.y) == len(self.label) == len(self.kind) == n):
-            raise ValueError("split arrays differ in length")
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {"x": self.x, "y": self.y, "label": self.label, "kind": self.kind}
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "Split":
-        return cls(arrays["x"], arrays["y"], arrays["label"], arrays["kind"])
-
-    def take(self, index: np.ndarray) -> "Split":
-        return Split(self.x[index], self.y[index], self.label[index], self.kind[index])
-
-    @classmethod
-    def concat(cls, parts: list["Split"]) -> "Split":
-        parts = [p for p in parts if len(p)]
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("x", "y", "label", "kind")))
-
-
-def labeled(x: np.ndarray, labels: np.ndarray, anomalous: np.ndarray, kinds: np.ndarray) -> Split:
-    anomalous = np.asarray(anomalous, dtype=bool)
-    return Split(x, anomalous.astype(np.int64), np.asarray(labels, dtype=np.int64),
-                 np.where(anomalous, kinds, "normal").astype("U48"))
-
-
-def class_kinds(labels: np.ndarray) -> np.ndarray:
-    return np.char.add("class:", np.asarray(labels).astype(str))
 
 
 class LazyAnomalies:

@@ -1,4 +1,4 @@
-"""What the pipeline's steps share: logging, which datasets a run needs, and readers of the files one
+"""What the pipeline's steps share: logging, and readers of the files one
 step writes and the next reads (each with a readable error naming the stage to run when it is missing)."""
 
 from __future__ import annotations
@@ -9,9 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..config import Params
-from ..data.protocols import Split
-from ..data.sources import FolderImages, RawDataset
+from ..data.splits import Split
 from ..errors import OddpixError
 from ..io import read_npz
 
@@ -20,23 +18,6 @@ META_COLUMNS = ("index", "y", "label", "kind")
 
 def log(message: str) -> None:
     print(message, flush=True)
-
-
-def needed_datasets(params: Params) -> list[str]:
-    names = [params.data.dataset]
-    if params.data.protocol == "cross_dataset":
-        names.append(params.data.anomaly_dataset)
-    return names
-
-
-def read_raw(raw_dir: Path, name: str):
-    path = raw_dir / f"{name}.npz"
-    if not path.exists():
-        raise OddpixError(f"{path} is missing; run the download stage (`dvc repro download`)")
-    arrays = read_npz(path)
-    if name == "folder":
-        return FolderImages.from_arrays(arrays)
-    return RawDataset(name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], str(path))
 
 
 def read_split(directory: str | Path, name: str) -> Split:

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import Params
+from ..config import Params, reads
 from ..data.sources import load_idx_dataset, load_image_folder
 from ..io import write_npz
-from .common import log, needed_datasets
+from .common import log
 
 
+@reads("data.dataset", "data.protocol", "data.anomaly_dataset", "data.mirror", "data.checksums", "data.download",
+       "data.folder")
 def download(params: Params, out_dir: str | Path, cache_dir: str | Path = "data/downloads") -> None:
     """Materialize every dataset the protocol needs as ``<name>.npz`` (and nothing else) in ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    wanted = {f"{name}.npz" for name in needed_datasets(params)}
+    wanted = {f"{name}.npz" for name in params.data.datasets()}
     for stale in out_dir.glob("*.npz"):
         if stale.name not in wanted:
             stale.unlink()
-    for name in needed_datasets(params):
+    for name in params.data.datasets():
         if name == "folder":
             f = params.data.folder
             images = load_image_folder(f.root, f.image_size, f.channels, warn=log)

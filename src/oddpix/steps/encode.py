@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from ..config import Params
-from ..data.protocols import SPLITS
+from ..config import Params, reads
+from ..data.splits import SPLITS
 from ..density import LatentKDE, save_kde
 from ..io import write_npz
 from ..models import load_detector
@@ -15,6 +15,7 @@ from ..runtime import batched, resolve_device, seed_everything
 from .common import log, read_prepared
 
 
+@reads("seed", "device", "kde", "score.batch_size")
 def encode(params: Params, prepared_dir: str | Path, model_path: str | Path, latents_path: str | Path,
            kde_path: str | Path) -> None:
     generator = seed_everything(params.seed)

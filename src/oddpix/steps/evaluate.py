@@ -7,13 +7,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import Params
+from ..config import Params, reads
 from ..io import read_json, write_csv, write_json
 from ..metrics import curves, evaluate as evaluate_scores, metric_key
 from ..thresholds import Threshold
 from .common import components, log, read_scores
 
 
+@reads("model")
 def evaluate(params: Params, scores_dir: str | Path, threshold_path: str | Path, metrics_path: str | Path,
              curves_dir: str | Path) -> dict:
     test = read_scores(scores_dir, "test")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import Params
+from ..config import Params, reads
 from ..density import load_kde
 from ..io import read_json, read_npz
 from ..models import load_detector
@@ -24,6 +24,7 @@ def _kind_label(kind: str, classes: tuple[str, ...] | None) -> str:
     return rest or kind
 
 
+@reads("seed", "model", "data.dataset", "plots")
 def plots(params: Params, prepared_dir: str | Path, model_path: str | Path, scores_dir: str | Path,
           threshold_path: str | Path, latents_path: str | Path, kde_path: str | Path, out_dir: str | Path) -> None:
     from .. import plots as figures

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import Params
-from ..data.protocols import SPLITS
+from ..config import Params, reads
+from ..data.splits import SPLITS
 from ..io import write_json, write_npz
 from ..preprocess import Preprocessor
 from .common import log, read_split
 
 
+@reads("preprocess")
 def preprocess(params: Params, split_dir: str | Path, out_dir: str | Path) -> None:
     out_dir = Path(out_dir)
     parts = {name: read_split(split_dir, name) for name in SPLITS}

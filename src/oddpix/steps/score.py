@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..config import Params
+from ..config import Params, reads
 from ..density import load_kde
 from ..io import read_npz, write_csv
 from ..models import load_detector
@@ -17,6 +17,7 @@ from ..scoring import score_components
 from .common import log, read_prepared
 
 
+@reads("seed", "device", "score.batch_size")
 def score(params: Params, prepared_dir: str | Path, model_path: str | Path, latents_path: str | Path,
           kde_path: str | Path, out_dir: str | Path) -> None:
     seed_everything(params.seed)

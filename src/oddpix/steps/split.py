@@ -4,14 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import Params
+from ..config import Params, reads
 from ..data.protocols import make_splits, summarize
-from ..io import write_json, write_npz
-from .common import log, needed_datasets, read_raw
+from ..data.sources import FolderImages, RawDataset
+from ..errors import OddpixError
+from ..io import read_npz, write_json, write_npz
+from .common import log
 
 
+def read_raw(raw_dir: Path, name: str) -> RawDataset | FolderImages:
+    """A dataset as the download step wrote it."""
+    path = raw_dir / f"{name}.npz"
+    if not path.exists():
+        raise OddpixError(f"{path} is missing; run the download stage (`dvc repro download`)")
+    arrays = read_npz(path)
+    if name == "folder":
+        return FolderImages.from_arrays(arrays)
+    return RawDataset(name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], str(path))
+
+
+@reads("seed", "data")
 def split(params: Params, raw_dir: str | Path, out_dir: str | Path, summary_path: str | Path) -> None:
-    data = {name: read_raw(Path(raw_dir), name) for name in needed_datasets(params)}
+    data = {name: read_raw(Path(raw_dir), name) for name in params.data.datasets()}
     splits = make_splits(params.data, data, params.seed)
     for name, part in splits.items():
         write_npz(Path(out_dir) / f"{name}.npz", **part.arrays())

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import Params
+from ..config import Params, reads
 from ..io import write_json
 from ..thresholds import fit_threshold
 from .common import components, log, read_scores
 
 
+@reads("score.component", "threshold")
 def threshold(params: Params, scores_dir: str | Path, out_path: str | Path) -> None:
     val = read_scores(scores_dir, "val")
     thr = fit_threshold(params.threshold, components(val), params.score.component, val["y"].to_numpy())

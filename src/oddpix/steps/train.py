@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..config import Params
+from ..config import Params, reads
 from ..io import read_json, write_csv, write_json
 from ..models import FitData, build_detector, save_detector
 from ..runtime import resolve_device, seed_everything
@@ -16,6 +16,7 @@ from ..training import FitContext
 from .common import log, read_prepared
 
 
+@reads("seed", "device", "model", "models.${model}")
 def train(params: Params, prepared_dir: str | Path, model_path: str | Path, history_path: str | Path,
           metrics_path: str | Path, samples_dir: str | Path | None = None) -> None:
     generator = seed_everything(params.seed)
