@@ -4,7 +4,7 @@ from PIL import Image
 
 from oddpix.config import parse_params
 from oddpix.data.protocols import make_splits, match_images, summarize
-from oddpix.data.sources import load_image_folder
+from oddpix.data.folder import load_image_folder
 from oddpix.data.synthetic import pattern_dataset
 from oddpix.errors import ConfigError, OddpixError
 

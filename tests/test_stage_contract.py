@@ -3,7 +3,6 @@ exactly the keys its step reads (enforced at run time by ``config.ParamsView``),
 only in dvc.yaml."""
 
 import importlib
-from pathlib import Path
 
 import pytest
 import yaml

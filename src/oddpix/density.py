@@ -113,3 +113,27 @@ def load_kde(path: str | Path) -> Optional[LatentKDE]:
         return None
     state.pop("reason", None)
     return LatentKDE.from_state(state)
+
+
+@dataclass
+class LatentPlane:
+    """The first two principal axes of a set of codes: to draw codes (and a density) in 2-D."""
+
+    mean: torch.Tensor
+    axes: torch.Tensor          # d x 2
+    explained: tuple[float, float]  # share of the variance along each axis
+
+    def project(self, codes: torch.Tensor) -> torch.Tensor:
+        return (codes.double() - self.mean) @ self.axes
+
+    def lift(self, points: torch.Tensor) -> torch.Tensor:
+        """2-D points back to codes on the plane."""
+        return points.double() @ self.axes.T + self.mean
+
+
+def latent_plane(codes: torch.Tensor) -> LatentPlane:
+    codes = codes.double()
+    mean = codes.mean(0)
+    _, sv, v = torch.linalg.svd(codes - mean, full_matrices=False)
+    explained = (sv[:2] ** 2 / (sv ** 2).sum()).tolist()
+    return LatentPlane(mean, v[:2].T, (explained[0], explained[1]))

@@ -66,6 +66,57 @@ def _len(data: Data) -> int:
     return len(data[0]) if isinstance(data, tuple) else len(data)
 
 
+def _epoch(module: torch.nn.Module, train_x: Data, cfg: TrainConfig, ctx: FitContext,
+           train_step: Callable[[Data], dict[str, float]], desc: str, show_bar: bool) -> dict[str, float]:
+    """One pass over the training data in seeded random batches; the mean of each loss per image."""
+    n = _len(train_x)
+    module.train()
+    order = torch.randperm(n, generator=ctx.generator).to(ctx.device)
+    sums: dict[str, float] = {}
+    bar = tqdm(range(max(1, math.ceil(n / cfg.batch_size))), desc=desc, leave=False, disable=not show_bar,
+               mininterval=0.5, file=sys.stderr)
+    for b in bar:
+        idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+        losses = train_step(_take(train_x, idx))
+        for key, value in losses.items():
+            sums[key] = sums.get(key, 0.0) + value * len(idx)
+        if show_bar:
+            bar.set_postfix(loss=f"{losses.get('loss', next(iter(losses.values()))):.4f}", refresh=False)
+    bar.close()
+    return {k: v / n for k, v in sums.items()}
+
+
+@torch.no_grad()
+def _validate(module: torch.nn.Module, val_x: Data, batch_size: int,
+              val_loss: Callable[[Data], torch.Tensor]) -> float:
+    """The mean validation loss per image, in ``eval()`` mode."""
+    module.eval()
+    total, n_val = 0.0, _len(val_x)
+    for s in range(0, n_val, batch_size):
+        chunk = _take(val_x, slice(s, s + batch_size))
+        total += float(val_loss(chunk)) * _len(chunk)
+    return total / n_val
+
+
+@dataclass
+class _EarlyStopping:
+    """Keeps the weights of the best validation epoch; says stop after ``patience`` epochs without one."""
+
+    patience: int
+    best_val: float = math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    best_state: Optional[dict] = None
+
+    def update(self, module: torch.nn.Module, epoch: int, val: float) -> bool:
+        if val < self.best_val - 1e-7:
+            self.best_val, self.best_epoch, self.bad_epochs = val, epoch, 0
+            self.best_state = copy.deepcopy(module.state_dict())
+            return False
+        self.bad_epochs += 1
+        return self.bad_epochs >= self.patience
+
+
 def train_loop(module: torch.nn.Module, train_x: Data, val_x: Optional[Data], cfg: TrainConfig,
                ctx: FitContext, train_step: Callable[[Data], dict[str, float]],
                val_loss: Callable[[Data], torch.Tensor], name: str = "train") -> list[dict]:
@@ -74,54 +125,26 @@ def train_loop(module: torch.nn.Module, train_x: Data, val_x: Optional[Data], cf
     ``train_x`` / ``val_x`` are image tensors or tuples of aligned tensors (images, labels, weights ...);
     the steps receive batches of the same form.
     """
-    device = ctx.device
-    train_x = _to(train_x, device)
-    val_x = _to(val_x, device) if val_x is not None and _len(val_x) else None
-    n = _len(train_x)
-    batches = max(1, math.ceil(n / cfg.batch_size))
+    train_x = _to(train_x, ctx.device)
+    val_x = _to(val_x, ctx.device) if val_x is not None and _len(val_x) else None
     history: list[dict] = []
-    best_val, best_state, best_epoch, bad_epochs = math.inf, None, 0, 0
+    stopping = _EarlyStopping(cfg.patience)
     show_bar = sys.stderr.isatty() if ctx.progress is None else ctx.progress
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
-        module.train()
-        order = torch.randperm(n, generator=ctx.generator).to(device)
-        sums: dict[str, float] = {}
-        bar = tqdm(range(batches), desc=f"{name} epoch {epoch}/{cfg.epochs}", leave=False, disable=not show_bar,
-                   mininterval=0.5, file=sys.stderr)
-        for b in bar:
-            idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            losses = train_step(_take(train_x, idx))
-            for key, value in losses.items():
-                sums[key] = sums.get(key, 0.0) + value * len(idx)
-            if show_bar:
-                bar.set_postfix(loss=f"{losses.get('loss', next(iter(losses.values()))):.4f}", refresh=False)
-        bar.close()
-        row = {"epoch": epoch, **{k: v / n for k, v in sums.items()}}
+        row = {"epoch": epoch, **_epoch(module, train_x, cfg, ctx, train_step, f"{name} epoch {epoch}/{cfg.epochs}",
+                                        show_bar)}
         if val_x is not None:
-            module.eval()
-            with torch.no_grad():
-                total = 0.0
-                n_val = _len(val_x)
-                for s in range(0, n_val, cfg.batch_size):
-                    chunk = _take(val_x, slice(s, s + cfg.batch_size))
-                    total += float(val_loss(chunk)) * _len(chunk)
-            row["val_loss"] = total / n_val
+            row["val_loss"] = _validate(module, val_x, cfg.batch_size, val_loss)
         row["seconds"] = round(time.perf_counter() - start, 3)
         history.append(row)
         ctx.log(f"{name} epoch {epoch}/{cfg.epochs} " + " ".join(
             f"{k}={v:.5g}" for k, v in row.items() if k not in ("epoch", "seconds")) + f" ({row['seconds']:.1f}s)")
-        if val_x is not None:
-            if row["val_loss"] < best_val - 1e-7:
-                best_val, best_epoch, bad_epochs = row["val_loss"], epoch, 0
-                best_state = copy.deepcopy(module.state_dict())
-            else:
-                bad_epochs += 1
-                if bad_epochs >= cfg.patience:
-                    ctx.log(f"early stop: val_loss has not improved for {cfg.patience} epochs; "
-                            f"keeping epoch {best_epoch} (val_loss={best_val:.5g})")
-                    break
-    if best_state is not None:
-        module.load_state_dict(best_state)
+        if val_x is not None and stopping.update(module, epoch, row["val_loss"]):
+            ctx.log(f"early stop: val_loss has not improved for {cfg.patience} epochs; "
+                    f"keeping epoch {stopping.best_epoch} (val_loss={stopping.best_val:.5g})")
+            break
+    if stopping.best_state is not None:
+        module.load_state_dict(stopping.best_state)
     module.eval()
     return history

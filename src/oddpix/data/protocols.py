@@ -35,7 +35,8 @@ from ..registry import Registry
 from ..schema import choice, num, section
 from . import corruptions
 from .corruptions import CorruptionConfig
-from .sources import DATASETS, FolderConfig, RawDataset
+from .folder import FolderConfig
+from .sources import DATASETS, RawDataset
 from .splits import Split, class_kinds, labeled
 
 PROTOCOLS = Registry("protocol")  # name -> function(cfg, data, rng) -> splits

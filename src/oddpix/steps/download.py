@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import Params, reads
-from ..data.sources import load_idx_dataset, load_image_folder
+from ..data.folder import load_image_folder
+from ..data.sources import load_idx_dataset
 from ..io import write_npz
 from .common import log
 

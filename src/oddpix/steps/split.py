@@ -6,7 +6,8 @@ from pathlib import Path
 
 from ..config import Params, reads
 from ..data.protocols import make_splits, summarize
-from ..data.sources import FolderImages, RawDataset
+from ..data.folder import FolderImages
+from ..data.sources import RawDataset
 from ..errors import OddpixError
 from ..io import read_npz, write_json, write_npz
 from .common import log

@@ -1,0 +1,91 @@
+"""Image folders as a dataset: one sub-directory of images per class (e.g. cell_images/Parasitized and
+cell_images/Uninfected), every image read, converted and resized to one size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..errors import OddpixError
+from ..schema import num
+
+
+@dataclass(frozen=True)
+class FolderConfig:
+    """An image folder: one sub-directory per class (e.g. cell_images/Parasitized, cell_images/Uninfected)."""
+
+    root: Optional[str] = None
+    image_size: int = num(64, ge=8, le=1024)
+    channels: int = num(3, ge=1, le=3)
+    test_fraction: float = num(0.2, gt=0.0, lt=1.0)
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.channels == 2:
+            return [("channels", "2 is not a valid choice; valid choices: 1 (grayscale), 3 (RGB)")]
+        return []
+
+
+@dataclass
+class FolderImages:
+    """Every readable image of a class-per-sub-directory tree, resized to one size."""
+
+    x: np.ndarray             # uint8 N x S x S x C
+    y: np.ndarray             # class index into ``classes``
+    classes: tuple[str, ...]
+    files: np.ndarray         # paths relative to the root
+    skipped: list[str]        # files that could not be read as images
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"x": self.x, "y": self.y, "classes": np.asarray(self.classes, dtype=str),
+                "files": self.files.astype(str), "skipped": np.asarray(self.skipped, dtype=str)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "FolderImages":
+        return cls(arrays["x"], arrays["y"], tuple(arrays["classes"].tolist()), arrays["files"],
+                   arrays["skipped"].tolist())
+
+
+def _load_one(path: Path, size: int, channels: int) -> Optional[np.ndarray]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.BILINEAR)
+            array = np.array(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None
+    return array[..., None] if array.ndim == 2 else array
+
+
+def load_image_folder(root: str | Path, image_size: int, channels: int, warn=print,
+                      workers: int = 4) -> FolderImages:
+    """Read ``root/<class>/**/<image>``; a file that is not a readable image is skipped with a warning
+    naming it. Decoding runs in a thread pool (PIL releases the GIL while decoding)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise OddpixError(f"data.folder.root: {root} is not a folder; it should hold one sub-folder of images "
+                          "per class (e.g. cell_images/Parasitized, cell_images/Uninfected)")
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not class_dirs:
+        raise OddpixError(f"data.folder.root: {root} has no class sub-folders")
+    files, labels = [], []
+    for k, d in enumerate(class_dirs):
+        for f in sorted(p for p in d.rglob("*") if p.is_file() and not p.name.startswith(".")):
+            files.append(f)
+            labels.append(k)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        images = list(pool.map(lambda f: _load_one(f, image_size, channels), files))
+    skipped = [str(f.relative_to(root)) for f, img in zip(files, images) if img is None]
+    for name in skipped:
+        warn(f"warning: skipping {root / name}: not a readable image")
+    ok = [i for i, img in enumerate(images) if img is not None]
+    if not ok:
+        raise OddpixError(f"data.folder.root: no readable images under {root}")
+    x = np.stack([images[i] for i in ok])
+    return FolderImages(x, np.asarray(labels, dtype=np.int64)[ok], tuple(d.name for d in class_dirs),
+                        np.asarray([str(files[i].relative_to(root)) for i in ok]), skipped)
