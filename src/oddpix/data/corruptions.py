@@ -1,4 +1,5 @@
-"""The six corruptions of the corrupted-letters project, as pure functions on uint8 image batches.
+"""The six corruptions of the corrupted protocol (letters or digits with local or global damage), as pure
+functions on uint8 image batches.
 
 Every function takes ``x`` (uint8, N x H x W x C), returns a new uint8 array of the same shape (the input
 is never modified) and draws its randomness from the ``rng`` it is given, so a seed fixes the result:
