@@ -41,7 +41,8 @@ def test_pipeline_functions_end_to_end_and_deterministic(tmp_path, mirror, tiny_
 def test_stage_script_reports_bad_params_in_one_line(tmp_path):
     bad = tmp_path / "params.yaml"
     bad.write_text("model: cae\nmodels:\n  cae:\n    lr: 0\n")
-    proc = subprocess.run([sys.executable, str(ROOT / "stages/train.py"), "--params", str(bad)],
+    paths = ["--data", "p", "--model-out", "m.pt", "--history", "h.csv", "--metrics", "t.json", "--samples", "s"]
+    proc = subprocess.run([sys.executable, str(ROOT / "stages/train.py"), "--params", str(bad), *paths],
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 1
     assert proc.stderr.strip() == "error: params: models.cae.lr: 0.0 is out of range; it must be > 0.0"
