@@ -21,6 +21,7 @@ TINY_MODELS = {
     "cnn": {"channels": [8, 16], "hidden": 16, "epochs": 10, "batch_size": 16},
     "knn": {"k": 1},
     "geom": {"channels": [8, 16], "flips": False, "epochs": 8, "batch_size": 16},
+    "ssl": {"channels": [16, 32, 64], "shift": 0, "epochs": 8, "batch_size": 16},
 }
 
 

@@ -281,3 +281,67 @@ def test_gaussian_blur_smooths_and_keeps_the_mass():
     shifted = torch.roll(x, 1, dims=3)
     raw = (x - shifted).norm()
     assert (gaussian_blur(x, 1.0) - gaussian_blur(shifted, 1.0)).norm() < 0.5 * raw
+
+
+def test_ssl_task_turns_and_shifts_the_images_it_says(tiny_params):
+    from oddpix.errors import ConfigError
+
+    det = build_detector("ssl", tiny_params(models={"ssl": {"shift": 3}}).models["ssl"], (1, 26, 26))
+    assert det.side == 28  # zero-padded to a multiple of 4, the image in the middle
+    x = torch.rand(5, 1, 26, 26)
+    square = det.square(x)
+    torch.testing.assert_close(square[..., 1:27, 1:27], x)
+    assert square[..., 0, :].abs().sum() == 0
+    plain, labels = det.task(x, random_shift=False)  # every rotation, unshifted: rotation-major
+    assert plain.shape == (20, 1, 28, 28) and labels[:, 0].tolist() == [r for r in range(4) for _ in range(5)]
+    assert (labels[:, 1:] == 0).all()
+    for r in range(4):
+        torch.testing.assert_close(plain[5 * r:5 * r + 5], torch.rot90(square, r, dims=(-2, -1)))
+    torch.manual_seed(0)
+    moved, labels = det.task(x, random_shift=True)
+    assert len(set(map(tuple, labels[:, 1:].tolist()))) > 3  # shifts drawn per image
+    for i in range(20):  # undo the rotation: the image is the square one moved by the labelled shift
+        r, iy, ix = labels[i].tolist()
+        back = torch.rot90(moved[i], -r, dims=(-2, -1))
+        dy, dx = det.shifts[iy], det.shifts[ix]
+        torch.testing.assert_close(back, det.shifted(square[i % 5:i % 5 + 1], dy, dx)[0])
+        if dy > 0:
+            torch.testing.assert_close(back[:, dy:, :][:, :, max(dx, 0):28 + min(dx, 0)],
+                                       square[i % 5][:, :-dy, :][:, :, max(-dx, 0):28 + min(-dx, 0)])
+    with pytest.raises(ConfigError, match=r"models.ssl.fuse\[0\]: 'pixel' is not a valid choice \(did you mean 'pixels'"):
+        tiny_params(models={"ssl": {"fuse": ["pixel"]}})
+    with pytest.raises(ConfigError, match=r"models.ssl.rotations: 3 is not a group"):
+        tiny_params(models={"ssl": {"rotations": 3}})
+
+
+def test_ssl_learns_and_fuses_on_the_validation_normals(tmp_path, tiny_params, pattern_splits):
+    det, history, logs, test_x = _fit("ssl", tiny_params(), pattern_splits)
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert logs[0] == "ssl: 4 rotations, 28x28 input" and logs[-1].startswith("ssl: memory of 90")
+    scores = det.score(test_x)
+    y = pattern_splits["test"].y
+    for name in ("fused", "transform", "features", "pixels"):
+        assert roc_auc_score(y, scores[name].numpy()) > 0.9, name
+    # fused = the sum of the fuse components, each standardised on the validation normals
+    val_x = Preprocessor().transform(pattern_splits["val"].x)
+    val = det.score(val_x)
+    for name in ("transform", "pixels"):
+        z = (val[name] - val[name].mean()) / val[name].std()
+        assert abs(float(z.mean())) < 1e-4 and abs(float(z.std()) - 1) < 1e-4
+    want = sum((scores[n] - val[n].mean()) / val[n].std() for n in ("transform", "pixels"))
+    torch.testing.assert_close(scores["fused"], want, rtol=1e-4, atol=1e-4)
+    # the memory banks and statistics travel with the weights
+    save_detector(det, tmp_path / "s.pt")
+    again, _ = load_detector(tmp_path / "s.pt")
+    assert len(again.pixel_memory) == 90
+    for name, value in again.score(test_x).items():
+        torch.testing.assert_close(value, scores[name])
+
+
+def test_ssl_needs_validation_normals(tiny_params, pattern_splits):
+    from oddpix.errors import OddpixError
+
+    det = build_detector("ssl", tiny_params().models["ssl"], (1, 28, 28))
+    x = Preprocessor().transform(pattern_splits["train"].x)
+    with pytest.raises(OddpixError, match="set data.val_fraction > 0"):
+        det.fit(FitData(x, None), FitContext(torch.device("cpu"), seed_everything(0)))

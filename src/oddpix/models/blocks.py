@@ -1,5 +1,6 @@
 """Network pieces the detectors share: a conv encoder to a flat code and its mirror-image decoder, and the
-DCGAN encoder, decoder and discriminator of the adversarial detectors.
+DCGAN encoder, decoder and discriminator of the adversarial detectors, and a small wide residual network
+(the self-supervised detector's feature extractor).
 
 The conv encoder and decoder adapt to any input size and channel count: the encoder halves the size (ceil)
 at each stage, and the decoder upsamples back to the exact sizes the encoder saw. :class:`ConvStyle`
@@ -120,3 +121,38 @@ class Discriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         f = self.features(x)
         return self.head(f).flatten(), f
+
+
+class PreActBlock(nn.Module):
+    """Pre-activation residual block of a wide ResNet: BN-ReLU-conv3x3 twice, 1x1 conv shortcut on a change."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+        super().__init__()
+        self.bn1, self.bn2 = nn.BatchNorm2d(c_in), nn.BatchNorm2d(c_out)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.shortcut = None if c_in == c_out and stride == 1 else nn.Conv2d(c_in, c_out, 1, stride, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(x))
+        y = self.conv2(torch.relu(self.bn2(self.conv1(out))))
+        return y + (x if self.shortcut is None else self.shortcut(out))
+
+
+class ResNetFeatures(nn.Module):
+    """A 3x3 stem, one :class:`PreActBlock` per entry of ``channels`` (each after the first halves the
+    size), BN-ReLU and global average pooling: N x C x H x W -> N x ``channels[-1]`` features."""
+
+    def __init__(self, in_channels: int, channels: list[int]):
+        super().__init__()
+        self.stem = nn.Conv2d(in_channels, channels[0], 3, 1, 1, bias=False)
+        blocks, c = [], channels[0]
+        for i, ch in enumerate(channels):
+            blocks.append(PreActBlock(c, ch, 1 if i == 0 else 2))
+            c = ch
+        self.blocks = nn.Sequential(*blocks)
+        self.bn = nn.BatchNorm2d(c)
+        self.out_dim = c
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.bn(self.blocks(self.stem(x)))).mean((2, 3))
