@@ -8,14 +8,23 @@ and the best single component in brackets. Needs the datasets (ODDPIX_DATA_MIRRO
     python benchmarks/accuracy.py --dataset mnist --classes 0-9 --models cae -S models.cae.epochs=10
     python benchmarks/accuracy.py --models aae,cae --classes 0 -S data.contamination=0.1   # robustness
 
-Results are also appended as JSON lines to --out (default benchmarks/results.jsonl, not in git).
+    python benchmarks/accuracy.py --models ssl --classes 0-9 --seeds 3   # mean +- std over seeds 42, 43, 44
+
+Results are also appended as JSON lines to --out (default benchmarks/results.jsonl, not in git), and the
+table of 10-class means (mean over classes per seed, then mean +- std over seeds) is rebuilt from every
+row of --out into --table (default benchmarks/accuracy.md, which the README quotes). `--table-only`
+rebuilds it without running anything (e.g. after several processes appended to the same --out).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import platform
+import statistics
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import click
@@ -50,6 +59,42 @@ def run_one(raw: dict, root: Path) -> tuple[dict, float]:
     return {**metrics, "train": train_report}, time.perf_counter() - start
 
 
+def machine() -> str:
+    import torch
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU ({platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
+def write_table(results: Path, table: Path) -> None:
+    """The Markdown table of every (dataset, detector, settings) in ``results``: mean AUROC over classes per
+    seed, then mean +- std over the seeds; the last row of a repeated cell wins."""
+    cells: dict = {}
+    for line in results.read_text().splitlines():
+        row = json.loads(line)
+        key = (row["dataset"], row["model"], " ".join(row.get("sets", [])), row.get("seed", 42), row["class"])
+        cells[key] = row
+    groups: dict = defaultdict(lambda: defaultdict(dict))
+    for (dataset, model, sets, seed, cls), row in cells.items():
+        groups[(dataset, model, sets)][seed][cls] = row
+    lines = ["<!-- written by benchmarks/accuracy.py from its results file; do not edit by hand -->", "",
+             "| dataset | detector | settings | classes | seeds | mean AUROC | std (seeds) | per class (mean of seeds) "
+             "| s/class | machine |", "|---|---|---|---:|---:|---:|---:|---|---:|---|"]
+    for (dataset, model, sets), by_seed in sorted(groups.items()):
+        classes = sorted(set.intersection(*(set(c) for c in by_seed.values())))
+        means = [statistics.mean(by_seed[s][c]["auroc"] for c in classes) for s in sorted(by_seed)]
+        per_class = " ".join(f"{c}:{statistics.mean(by_seed[s][c]['auroc'] for s in by_seed):.3f}" for c in classes)
+        rows = [r for s in by_seed for r in by_seed[s].values()]
+        seconds = statistics.mean(r["seconds"] for r in rows)
+        machines = sorted({r.get("machine", "?") for r in rows})
+        std = f"{statistics.stdev(means):.4f}" if len(means) > 1 else "-"
+        component = rows[0]["component"]
+        lines.append(f"| {dataset} | {model} ({component}) | {sets or 'defaults'} | {len(classes)} | {len(means)} | "
+                     f"{statistics.mean(means):.4f} | {std} | {per_class} | {seconds:.0f} | {'; '.join(machines)} |")
+    table.write_text("\n".join(lines) + "\n")
+    print(f"table: {table}")
+
+
 @click.command()
 @click.option("--dataset", default="fashion_mnist", show_default=True)
 @click.option("--classes", default="0", show_default=True, help="normal classes, one run each: 0-9, 0,3 ...")
@@ -57,38 +102,50 @@ def run_one(raw: dict, root: Path) -> tuple[dict, float]:
 @click.option("-S", "--set", "sets", multiple=True, help="extra params, key=value (YAML value)")
 @click.option("--params", "params_file", default="params.yaml", show_default=True)
 @click.option("--out", default="benchmarks/results.jsonl", show_default=True)
-def main(dataset, classes, models, sets, params_file, out):
+@click.option("--seeds", default=1, show_default=True, type=click.IntRange(1),
+              help="runs per class, seeds params.seed, params.seed + 1, ...")
+@click.option("--table", default="benchmarks/accuracy.md", show_default=True,
+              help="Markdown table rebuilt from every row of --out")
+@click.option("--table-only", is_flag=True, help="only rebuild --table from --out")
+def main(dataset, classes, models, sets, params_file, out, seeds, table, table_only):
+    if table_only:
+        write_table(Path(out), Path(table))
+        return
     base = yaml.safe_load(Path(params_file).read_text())
     rows = []
-    for model in [m.strip() for m in models.split(",") if m.strip()]:
-        for cls in parse_classes(classes):
-            raw = json.loads(json.dumps(base))
-            set_key(raw, "model", model)
-            set_key(raw, "data.dataset", dataset)
-            set_key(raw, "data.normal_classes", [cls])
-            for item in sets:
-                key, _, value = item.partition("=")
-                set_key(raw, key, yaml.safe_load(value))
-            with tempfile.TemporaryDirectory() as tmp:
-                metrics, seconds = run_one(raw, Path(tmp))
-            comps = {k[6:]: v for k, v in metrics.items()
-                     if k.startswith("auroc_") and not k[6:].startswith(("class_", "dataset_", "corruption_"))}
-            best = max(comps, key=comps.get) if comps else metrics["component"]
-            row = {"dataset": dataset, "model": model, "class": cls, "component": metrics["component"],
-                   "auroc": metrics["auroc"], "best_component": best, "best_auroc": comps.get(best, metrics["auroc"]),
-                   "components": comps, "seconds": round(seconds, 1), "sets": list(sets),
-                   "train": {k: v for k, v in metrics["train"].items() if k.startswith(("rejected", "cv_", "epochs"))}}
-            rows.append(row)
-            Path(out).parent.mkdir(parents=True, exist_ok=True)
-            with open(out, "a") as fh:
-                fh.write(json.dumps(row) + "\n")
-            print(f"RESULT {dataset} {model} class {cls}: AUROC {row['auroc']:.4f} ({row['component']}); "
-                  f"best {metric_key(best)} {row['best_auroc']:.4f}; {seconds:.0f}s", flush=True)
+    cells = [(model, cls, base.get("seed", 42) + i) for i in range(seeds)  # seed-major: a cut sweep has whole seeds
+             for model in [m.strip() for m in models.split(",") if m.strip()] for cls in parse_classes(classes)]
+    for model, cls, seed in cells:
+        raw = json.loads(json.dumps(base))
+        set_key(raw, "seed", seed)
+        set_key(raw, "model", model)
+        set_key(raw, "data.dataset", dataset)
+        set_key(raw, "data.normal_classes", [cls])
+        for item in sets:
+            key, _, value = item.partition("=")
+            set_key(raw, key, yaml.safe_load(value))
+        with tempfile.TemporaryDirectory() as tmp:
+            metrics, seconds = run_one(raw, Path(tmp))
+        comps = {k[6:]: v for k, v in metrics.items()
+                 if k.startswith("auroc_") and not k[6:].startswith(("class_", "dataset_", "corruption_"))}
+        best = max(comps, key=comps.get) if comps else metrics["component"]
+        row = {"dataset": dataset, "model": model, "class": cls, "seed": seed, "machine": machine(),
+               "component": metrics["component"],
+               "auroc": metrics["auroc"], "best_component": best, "best_auroc": comps.get(best, metrics["auroc"]),
+               "components": comps, "seconds": round(seconds, 1), "sets": list(sets),
+               "train": {k: v for k, v in metrics["train"].items() if k.startswith(("rejected", "cv_", "epochs"))}}
+        rows.append(row)
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        print(f"RESULT {dataset} {model} class {cls} seed {seed}: AUROC {row['auroc']:.4f} ({row['component']}); "
+              f"best {metric_key(best)} {row['best_auroc']:.4f}; {seconds:.0f}s", flush=True)
     print("\n| dataset | detector | class | AUROC (component) | best component | time |")
     print("|---|---|---:|---|---|---:|")
     for r in rows:
         print(f"| {r['dataset']} | {r['model']} | {r['class']} | {r['auroc']:.3f} ({r['component']}) | "
               f"{r['best_component']} {r['best_auroc']:.3f} | {r['seconds']:.0f}s |")
+    write_table(Path(out), Path(table))
     models_run = list(dict.fromkeys(r["model"] for r in rows))
     if len(rows) > len(models_run):  # several classes: the one-class benchmark's figure, mean over classes
         print("\n| dataset | detector | classes | mean AUROC | min | time |")
