@@ -57,3 +57,31 @@ def test_curves_are_thinned_and_span_the_unit_square():
 def test_metric_key():
     assert metric_key("class:7") == "class_7"
     assert metric_key("corruption: invert") == "corruption_invert"
+
+
+def test_pixel_metrics_and_pro_count_every_region_alike():
+    from oddpix.metrics import pixel_metrics, pro_score
+
+    rng = np.random.default_rng(0)
+    n, h, w = 40, 16, 16
+    y = np.r_[np.zeros(20, int), np.ones(20, int)]
+    masks = np.zeros((n, h, w), bool)
+    masks[20:30, 2:12, 2:12] = True   # ten images with a large region (100 pixels)
+    masks[30:40, 5:7, 5:7] = True     # ten with a small one (4 pixels)
+    noise = rng.random((n, h, w)) * 0.5
+    perfect = noise + masks
+    out = pixel_metrics(perfect, masks, y)
+    assert out["pixel_auroc"] == 1.0 and out["pro"] > 0.99
+    # a map that finds only the large regions: pixel AUROC stays high (most anomalous pixels are in them),
+    # PRO halves (half of the regions are missed)
+    large_only = noise + masks * (np.arange(n) < 30)[:, None, None]
+    out = pixel_metrics(large_only, masks, y, kinds=np.array(["normal"] * 20 + ["big"] * 10 + ["small"] * 10))
+    assert out["pixel_auroc"] > 0.9 and 0.4 < out["pro"] < 0.65
+    assert out["pixel_auroc_big"] == 1.0 and out["pixel_auroc_small"] < 0.8
+    # a random map: PRO about max_fpr / 2 on average over the integrated range
+    assert abs(pro_score(rng.random((n, h, w)), masks) - 0.15) < 0.05
+    # an image anomalous as a whole (no mask) is left out; no pixel truth at all: no pixel metrics
+    y2 = y.copy()
+    y2[:2] = 1
+    assert pixel_metrics(perfect, masks, y2)["pixel_auroc"] == 1.0
+    assert pixel_metrics(perfect, np.zeros_like(masks), y) == {}

@@ -204,7 +204,7 @@ def test_knn_scores_the_distance_to_the_nearest_training_image(tmp_path, tiny_pa
     det, history, logs, test_x = _fit("knn", tiny_params(), pattern_splits)
     train_x = Preprocessor().transform(pattern_splits["train"].x)
     scores = det.score(test_x)["distance"]
-    from oddpix.models.knn import gaussian_blur
+    from oddpix.maps import gaussian_blur
 
     assert det.config.blur == 1.0  # the default: distances between blurred images
     b_train, b_test = gaussian_blur(train_x, 1.0), gaussian_blur(test_x[:10], 1.0)
@@ -267,7 +267,7 @@ def test_geom_learns_which_transformation_was_applied(tmp_path, tiny_params, pat
 
 
 def test_gaussian_blur_smooths_and_keeps_the_mass():
-    from oddpix.models.knn import gaussian_blur
+    from oddpix.maps import gaussian_blur
 
     x = torch.zeros(2, 3, 15, 15)
     x[:, :, 7, 7] = 1.0  # an impulse in every channel

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from oddpix import pipeline
-from oddpix.io import read_json
+from oddpix.io import read_json, read_npz
 from tests.conftest import run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,7 +101,8 @@ def test_every_protocol_runs_with_every_detector(tmp_path, patterns, tiny_params
     params = tiny_params(model=model, data=data, **({"models": models} if models else {}))
     metrics = run_pipeline(params, tmp_path / "run")
     assert metrics["model"] == model and 0.0 <= metrics["auroc"] <= 1.0
-    kinds = [k for k in metrics if k.startswith("auroc_") and k[6:] not in ("reconstruction", "bce", "mse", "density")]
+    kinds = [k for k in metrics if k.startswith("auroc_")
+             and k[6:] not in ("reconstruction", "bce", "mse", "density", "local_max", "local_topk")]
     split = read_json(tmp_path / "run/metrics/split.json")
     if protocol == "corrupted":
         assert {f"auroc_corruption_{t}" for t in ("invert", "noise", "interpolate", "overlap", "underscore", "dot")} \
@@ -109,6 +110,10 @@ def test_every_protocol_runs_with_every_detector(tmp_path, patterns, tiny_params
         assert "detected_corruption_dot" in metrics
         assert (tmp_path / "run/images/corruptions.png").stat().st_size > 3000
         assert metrics["auroc_corruption_invert"] > 0.9  # an inverted image is unlike anything in training
+        # the pixel truth of the corruptions: maps kept, pixel AUROC and PRO reported, per kind too
+        assert 0.5 < metrics["pixel_auroc"] <= 1.0 and 0.0 < metrics["pro"] <= 1.0
+        assert metrics["pixel_auroc_corruption_dot"] > 0.7  # a bright disc is badly reconstructed
+        assert read_npz(tmp_path / "run/scores/maps.npz")["map"].shape == (300, 28, 28)
     elif protocol == "cross_dataset":
         assert kinds == [f"auroc_class_{c}" for c in range(1, 10)] + ["auroc_dataset_fashion_mnist"]
         assert split["test_kind_dataset_fashion_mnist"] == 200

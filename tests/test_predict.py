@@ -45,6 +45,8 @@ def test_predict_gives_the_evaluation_scores_and_reports_bad_files(trained, imag
         assert row["error"] is None
         assert row["score"] == pytest.approx(scores["reconstruction"][i], rel=1e-5)
         assert row["density"] == pytest.approx(scores["density"][i], rel=1e-5)
+        for name in ("local_max", "local_topk"):  # the run's score.local settings travel with the threshold
+            assert row[name] == pytest.approx(scores[name][i], rel=1e-5)
         assert row["anomaly"] == bool(scores["reconstruction"][i] > threshold)
 
 

@@ -89,6 +89,11 @@ def test_corrupted_protocol_marks_each_corrupted_test_image(patterns):
     assert kinds == {f"corruption:{t}" for t in ("invert", "noise", "interpolate", "overlap", "underscore", "dot")}
     changed = np.any(test.x != patterns.x_test, axis=(1, 2, 3))
     np.testing.assert_array_equal(changed, test.y == 1)  # exactly the corrupted images differ
+    # the mask marks exactly the pixels each corruption changed; clean images have none
+    np.testing.assert_array_equal(test.mask, np.any(test.x != patterns.x_test, axis=3))
+    dots = test.kind == "corruption:dot"
+    assert 0 < test.mask[dots].sum(axis=(1, 2)).max() <= 29  # a disc of radius <= 3
+    assert splits["train"].mask is None
     np.testing.assert_array_equal(test.label, patterns.y_test)
     assert splits["val"].y.sum() >= 1 and splits["train"].y.sum() >= 1
     assert all(k.startswith("corruption:") for k in splits["train"].kind[splits["train"].y == 1])

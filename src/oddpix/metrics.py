@@ -70,3 +70,46 @@ def curves(y: np.ndarray, scores: np.ndarray, max_points: int = 400) -> tuple[pd
     roc = thin(pd.DataFrame({"fpr": fpr, "tpr": tpr}))
     pr = thin(pd.DataFrame({"recall": recall[::-1], "precision": precision[::-1]}))
     return roc, pr
+
+
+def pro_score(maps: np.ndarray, masks: np.ndarray, max_fpr: float = 0.3, steps: int = 200) -> float:
+    """Per-region overlap (Bergmann et al. 2020, MVTec AD): each connected region of the true masks counts
+    the same whatever its size; for thresholds giving a false-positive rate on the normal pixels of 0 to
+    ``max_fpr``, the mean share of each region's pixels above the threshold, integrated over that FPR
+    range and divided by ``max_fpr`` (1 is perfect, a random map about ``max_fpr`` / 2)."""
+    from scipy import ndimage
+
+    structure = np.zeros((3, 3, 3), dtype=bool)
+    structure[1] = [[0, 1, 0], [1, 1, 1], [0, 1, 0]]  # 4-connected within an image, never across images
+    regions, n = ndimage.label(masks, structure)
+    if n == 0:
+        return float("nan")
+    inside = regions > 0
+    ids, values = regions[inside], maps[inside]
+    sizes = np.bincount(ids, minlength=n + 1)[1:]
+    fprs = np.linspace(0.0, max_fpr, steps + 1)
+    thresholds = np.quantile(maps[~masks].astype(np.float64), 1.0 - fprs)
+    overlap = np.array([(np.bincount(ids, weights=values > t, minlength=n + 1)[1:] / sizes).mean()
+                        for t in thresholds])
+    return float(((overlap[1:] + overlap[:-1]) / 2 * np.diff(fprs)).sum() / max_fpr)
+
+
+def pixel_metrics(maps: np.ndarray, masks: np.ndarray, y: np.ndarray, kinds: np.ndarray | None = None) -> dict:
+    """Pixel-level AUROC and PRO of anomaly maps (N x H x W) against the true masks, over the images whose
+    every pixel's truth is known: the normal ones and the anomalous ones with a mask (an image anomalous as
+    a whole, e.g. another class, has no pixel truth and is left out); ``pixel_auroc_<kind>`` per kind."""
+    maps = np.asarray(maps, dtype=np.float32)
+    masks = np.asarray(masks, dtype=bool)
+    y = np.asarray(y)
+    known = (y == 0) | masks.any(axis=(1, 2))
+    if not masks[known].any():
+        return {}
+    out = {"pixel_auroc": _auroc(masks[known].ravel(), maps[known].ravel()),
+           "pro": pro_score(maps[known], masks[known])}
+    if kinds is not None:
+        kinds = np.asarray(kinds).astype(str)
+        for kind in sorted(set(kinds[known & (y == 1)])):
+            sel = known & ((y == 0) | (kinds == kind))
+            if masks[sel].any():
+                out[f"pixel_auroc_{metric_key(kind)}"] = _auroc(masks[sel].ravel(), maps[sel].ravel())
+    return out

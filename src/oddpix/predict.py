@@ -18,6 +18,7 @@ import torch
 from .density import LatentKDE, load_kde
 from .errors import OddpixError
 from .io import read_json
+from .maps import LocalConfig
 from .models import load_detector
 from .preprocess import Preprocessor
 from .scoring import score_components
@@ -46,14 +47,16 @@ class Scorer:
     kde: Optional[LatentKDE]
     threshold: Threshold
     batch_size: int = 256
+    local: LocalConfig = LocalConfig()
 
     @classmethod
     def load(cls, model_path: str | Path, kde_path: str | Path, threshold_path: str | Path) -> "Scorer":
         detector, extra = load_detector(model_path)
         if not Path(threshold_path).exists():
             raise OddpixError(f"no threshold at {threshold_path}; run `dvc repro` (the threshold stage) first")
-        return cls(detector, Preprocessor.from_dict(extra["preprocess"]), load_kde(kde_path),
-                   Threshold.from_dict(read_json(threshold_path)))
+        threshold = Threshold.from_dict(read_json(threshold_path))
+        return cls(detector, Preprocessor.from_dict(extra["preprocess"]), load_kde(kde_path), threshold,
+                   local=LocalConfig(**threshold.scoring.get("local", {})))
 
     @property
     def channels(self) -> int:
@@ -61,7 +64,7 @@ class Scorer:
 
     def components(self, x: torch.Tensor) -> dict[str, np.ndarray]:
         """Score components of preprocessed images, as the score stage computes them."""
-        comps = score_components(self.detector, x, self.kde, self.batch_size)
+        comps = score_components(self.detector, x, self.kde, self.batch_size, local=self.local)
         return {k: v.double().numpy() for k, v in comps.items()}
 
     def score_pixels(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:

@@ -84,3 +84,11 @@ class Preprocessor:
         if self.normalize == "standardize":
             t = t * torch.tensor(self.std).view(1, -1, 1, 1) + torch.tensor(self.mean).view(1, -1, 1, 1)
         return t.clamp(0.0, 1.0)
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """N x H x W bool masks to ``size`` (nearest neighbour), as the images were resized."""
+    if tuple(mask.shape[1:]) == tuple(size):
+        return mask
+    t = F.interpolate(torch.from_numpy(mask[:, None].astype(np.float32)), size=tuple(size), mode="nearest")
+    return t[:, 0].numpy() > 0.5

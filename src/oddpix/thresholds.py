@@ -119,6 +119,7 @@ class Threshold:
     rule: str
     bounds: list[Bound]
     details: dict = field(default_factory=dict)
+    scoring: dict = field(default_factory=dict)  # score settings predict must reapply (score.local)
 
     @property
     def component(self) -> str:
@@ -167,7 +168,8 @@ class Threshold:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Threshold":
-        return cls(rule=data["rule"], bounds=[Bound(**b) for b in data["bounds"]], details=data.get("details", {}))
+        return cls(rule=data["rule"], bounds=[Bound(**b) for b in data["bounds"]], details=data.get("details", {}),
+                   scoring=data.get("scoring", {}))
 
 
 def _finite(values: np.ndarray) -> np.ndarray:

@@ -235,6 +235,8 @@ def corrupted(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str
     test = clean
     test.x = test.x.copy()
     test.x[chosen], test.y[chosen], test.kind[chosen] = bad.x, bad.y, bad.kind
+    test.mask = np.zeros(test.x.shape[:3], dtype=bool)  # the pixels each corruption changed
+    test.mask[chosen] = (bad.x != raw.x_test[chosen]).any(axis=-1)
     return assemble(labeled(raw.x_train[keep], raw.y_train[keep], np.zeros(len(keep)), class_kinds(raw.y_train[keep])),
                     anomalies, test, cfg, rng)
 

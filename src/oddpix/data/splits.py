@@ -1,8 +1,10 @@
-"""The labeled split every stage after ``split`` reads: pixels, labels and the kind of each image."""
+"""The labeled split every stage after ``split`` reads: pixels, labels and the kind of each image, and
+where the truth is known pixel by pixel (the corrupted protocol), a mask of the anomalous pixels."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -15,29 +17,38 @@ class Split:
     y: np.ndarray
     label: np.ndarray
     kind: np.ndarray
+    mask: Optional[np.ndarray] = None  # N x H x W bool: the pixels that make the image anomalous
 
     def __post_init__(self) -> None:
         n = len(self.x)
         if not (len(self.y) == len(self.label) == len(self.kind) == n):
             raise ValueError("split arrays differ in length")
+        if self.mask is not None and (self.mask.ndim != 3 or len(self.mask) != n):
+            raise ValueError(f"masks {self.mask.shape} are not one H x W mask per image ({n})")
 
     def __len__(self) -> int:
         return len(self.x)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {"x": self.x, "y": self.y, "label": self.label, "kind": self.kind}
+        mask = {} if self.mask is None else {"mask": self.mask}
+        return {"x": self.x, "y": self.y, "label": self.label, "kind": self.kind, **mask}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "Split":
-        return cls(arrays["x"], arrays["y"], arrays["label"], arrays["kind"])
+        return cls(arrays["x"], arrays["y"], arrays["label"], arrays["kind"], arrays.get("mask"))
 
     def take(self, index: np.ndarray) -> "Split":
-        return Split(self.x[index], self.y[index], self.label[index], self.kind[index])
+        mask = None if self.mask is None else self.mask[index]
+        return Split(self.x[index], self.y[index], self.label[index], self.kind[index], mask)
 
     @classmethod
     def concat(cls, parts: list["Split"]) -> "Split":
         parts = [p for p in parts if len(p)]
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("x", "y", "label", "kind")))
+        masks = None
+        if any(p.mask is not None for p in parts):  # parts without masks have no anomalous pixels marked
+            size = next(p.mask.shape[1:] for p in parts if p.mask is not None)
+            masks = np.concatenate([p.mask if p.mask is not None else np.zeros((len(p), *size), bool) for p in parts])
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("x", "y", "label", "kind")), masks)
 
 
 def labeled(x: np.ndarray, labels: np.ndarray, anomalous: np.ndarray, kinds: np.ndarray) -> Split:

@@ -31,6 +31,7 @@ class AutoencoderDetector(Detector):
 
     score_components = ("reconstruction", "bce", "mse")
     has_encoder = True
+    has_maps = True
     encoder: nn.Module
     decoder: nn.Module
 
@@ -69,15 +70,29 @@ class AutoencoderDetector(Detector):
         out = {"mse": (self._output(logits) - x).pow(2).mean(dim=dims)}
         if self.config.loss == "bce":
             bce = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
-            target = x.clamp(0.0, 1.0)
-            entropy = -(torch.xlogy(target, target) + torch.xlogy(1 - target, 1 - target))
             out["bce"] = bce.mean(dim=dims)
-            out["reconstruction"] = (bce - entropy).mean(dim=dims)
+            out["reconstruction"] = (bce - self._entropy(x)).mean(dim=dims)
         else:
             out["bce"] = F.binary_cross_entropy(self._output(logits).clamp(1e-6, 1 - 1e-6), x.clamp(0.0, 1.0),
                                                 reduction="none").mean(dim=dims)
             out["reconstruction"] = out["mse"]
         return out
+
+    @staticmethod
+    def _entropy(x: torch.Tensor) -> torch.Tensor:
+        """Per-pixel entropy of Bernoulli(x): the floor of the binary cross-entropy."""
+        target = x.clamp(0.0, 1.0)
+        return -(torch.xlogy(target, target) + torch.xlogy(1 - target, 1 - target))
+
+    @torch.no_grad()
+    def anomaly_map(self, x: torch.Tensor) -> torch.Tensor:
+        """Per pixel, what ``reconstruction`` averages (excess BCE, or squared error), channels summed."""
+        logits = self(x)
+        if self.config.loss == "bce":
+            excess = F.binary_cross_entropy_with_logits(logits, x, reduction="none") - self._entropy(x)
+        else:
+            excess = (self._output(logits) - x).pow(2)
+        return excess.sum(1)
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:

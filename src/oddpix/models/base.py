@@ -9,6 +9,9 @@ A detector is a ``torch.nn.Module`` with:
 * ``encode(x)``: latent codes, for detectors with an encoder (``has_encoder``: the pipeline then fits a
   KDE on them and adds the ``density`` component);
 * ``reconstruct(x)``: images in input space, for detectors that reconstruct (``None`` otherwise);
+* ``anomaly_map(x)``: N x H x W per-pixel anomaly maps, for detectors with ``has_maps`` (the pipeline then
+  adds the local components ``local_max`` / ``local_topk``, :mod:`oddpix.maps`); the default is the squared
+  reconstruction error, colour channels summed;
 * ``supervised``: it needs labelled anomalies in training; ``needs_kde``: its decision uses the KDE;
 * ``fit_report``: extra training results (e.g. cross-validation) for ``metrics/train.json``.
 
@@ -30,6 +33,7 @@ import torch
 from torch import nn
 
 from ..errors import OddpixError
+from ..maps import LOCAL_COMPONENTS
 from ..training import Data, FitContext, optimize, train_loop
 
 SUPERVISED_HINT = "set data.contamination (e.g. 0.1) and data.val_anomaly_fraction (e.g. 0.1)"
@@ -67,6 +71,7 @@ class Detector(nn.Module):
     Config: ClassVar[type]
     score_components: ClassVar[tuple[str, ...]]
     has_encoder: ClassVar[bool] = False
+    has_maps: ClassVar[bool] = False
     supervised: ClassVar[bool] = False
     needs_kde: ClassVar[bool] = False
 
@@ -78,8 +83,10 @@ class Detector(nn.Module):
 
     @classmethod
     def components(cls, kde: bool) -> list[str]:
-        """Every score component a run produces: the detector's, plus ``density`` from the KDE."""
-        return [*cls.score_components, *(["density"] if kde and cls.has_encoder else [])]
+        """Every score component a run produces: the detector's, the local ones read from its anomaly maps,
+        and ``density`` from the KDE."""
+        return [*cls.score_components, *(LOCAL_COMPONENTS if cls.has_maps else ()),
+                *(["density"] if kde and cls.has_encoder else [])]
 
     # ---- the training template -----------------------------------------------------------------------
 
@@ -141,3 +148,11 @@ class Detector(nn.Module):
 
     def reconstruct(self, x: torch.Tensor) -> Optional[torch.Tensor]:
         return None
+
+    @torch.no_grad()
+    def anomaly_map(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-pixel anomaly map, N x H x W (default: squared reconstruction error, channels summed)."""
+        recon = self.reconstruct(x)
+        if recon is None:
+            raise NotImplementedError(f"{self.name} has no anomaly maps")
+        return (recon - x).pow(2).sum(1)

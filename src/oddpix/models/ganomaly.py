@@ -73,6 +73,7 @@ class _AdversarialBase(Detector):
     """Padding, [0, 1] <-> [-1, 1] scaling, the discriminator, sample grids: what both GAN models share."""
 
     has_encoder = True
+    has_maps = True  # squared reconstruction error (the base class's map)
 
     def __init__(self, config, input_shape: tuple[int, int, int]):
         super().__init__(config, input_shape)

@@ -20,9 +20,9 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import OddpixError
+from ..maps import gaussian_blur
 from ..runtime import batched
 from ..schema import num
 from ..training import FitContext
@@ -36,19 +36,6 @@ class KNNConfig:
     mean_of_k: bool = False
     max_train: int = num(20000, ge=1)
     block: int = num(1024, ge=1)  # test images per distance block (memory: block x max_train floats)
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian smoothing of N x C x H x W images (zero padding), each channel on its own."""
-    if sigma <= 0:
-        return x
-    radius = max(1, int(math.ceil(3 * sigma)))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    g = torch.exp(-0.5 * (t / sigma) ** 2)
-    g = g / g.sum()
-    c = x.shape[1]
-    x = F.conv2d(x, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, radius), groups=c)
-    return F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(radius, 0), groups=c)
 
 
 class NearestNeighbour(Detector):

@@ -35,11 +35,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import OddpixError
+from ..maps import gaussian_blur
 from ..schema import items, num
 from ..training import FitContext, TrainConfig
 from .base import Detector, FitData, Phase
 from .blocks import ResNetFeatures
-from .knn import gaussian_blur
 
 VIEWS = ("transform", "features", "pixels")
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from ..config import Params, reads
-from ..io import read_json, write_csv, write_json
-from ..metrics import curves, evaluate as evaluate_scores, metric_key
+from ..io import read_json, read_npz, write_csv, write_json
+from ..metrics import curves, evaluate as evaluate_scores, metric_key, pixel_metrics
 from ..thresholds import Threshold
 from .common import components, log, read_scores
 
@@ -24,6 +24,10 @@ def evaluate(params: Params, scores_dir: str | Path, threshold_path: str | Path,
     y = test["y"].to_numpy()
     predicted = thr.predict(comps)
     result = evaluate_scores(y, s, predicted, test["kind"].to_numpy(), comps)
+    maps_path = Path(scores_dir) / "maps.npz"
+    if maps_path.exists():  # the truth is known per pixel (corrupted protocol): how well the maps localise
+        maps = read_npz(maps_path)
+        result.update(pixel_metrics(maps["map"], maps["mask"], y, test["kind"].to_numpy()))
     bounds = {}
     if len(thr.bounds) > 1:
         for b in thr.bounds:
@@ -38,5 +42,6 @@ def evaluate(params: Params, scores_dir: str | Path, threshold_path: str | Path,
     names = np.array(["normal", "anomaly"])
     write_csv(Path(curves_dir) / "confusion.csv", pd.DataFrame({"actual": names[y], "predicted": names[predicted]}))
     log(f"evaluate: AUROC {result['auroc']:.4f}  AUPRC {result['auprc']:.4f}  accuracy {result['accuracy']:.4f}  "
-        f"F1 {result['f1']:.4f}  ({thr.rule} threshold {thr.high:.5g})")
+        f"F1 {result['f1']:.4f}  ({thr.rule} threshold {thr.high:.5g})"
+        + (f"; pixel AUROC {result['pixel_auroc']:.4f}  PRO {result['pro']:.4f}" if "pixel_auroc" in result else ""))
     return metrics

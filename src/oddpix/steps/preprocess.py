@@ -7,7 +7,7 @@ from pathlib import Path
 from ..config import Params, reads
 from ..data.splits import SPLITS
 from ..io import write_json, write_npz
-from ..preprocess import Preprocessor
+from ..preprocess import Preprocessor, resize_mask
 from .common import log, read_split
 
 
@@ -18,6 +18,7 @@ def preprocess(params: Params, split_dir: str | Path, out_dir: str | Path) -> No
     prep = Preprocessor.from_config(params.preprocess).fit(parts["train"].x[parts["train"].y == 0])
     for name, part in parts.items():
         x = prep.transform(part.x).numpy()
-        write_npz(out_dir / f"{name}.npz", x=x, y=part.y, label=part.label, kind=part.kind)
+        mask = {} if part.mask is None else {"mask": resize_mask(part.mask, x.shape[2:])}
+        write_npz(out_dir / f"{name}.npz", x=x, y=part.y, label=part.label, kind=part.kind, **mask)
     write_json(out_dir / "preprocess.json", prep.to_dict())
     log(f"preprocess: images -> float32 {tuple(x.shape[1:])}, normalize={prep.normalize}")
