@@ -22,6 +22,7 @@ TINY_MODELS = {
     "knn": {"k": 1},
     "geom": {"channels": [8, 16], "flips": False, "epochs": 8, "batch_size": 16},
     "ssl": {"channels": [16, 32, 64], "shift": 0, "epochs": 8, "batch_size": 16},
+    "patch_knn": {"memory": 5000},
 }
 
 

@@ -114,6 +114,7 @@ def test_every_protocol_runs_with_every_detector(tmp_path, patterns, tiny_params
         assert 0.5 < metrics["pixel_auroc"] <= 1.0 and 0.0 < metrics["pro"] <= 1.0
         assert metrics["pixel_auroc_corruption_dot"] > 0.7  # a bright disc is badly reconstructed
         assert read_npz(tmp_path / "run/scores/maps.npz")["map"].shape == (300, 28, 28)
+        assert (tmp_path / "run/images/anomaly_maps.png").stat().st_size > 5000  # with the true masks
     elif protocol == "cross_dataset":
         assert kinds == [f"auroc_class_{c}" for c in range(1, 10)] + ["auroc_dataset_fashion_mnist"]
         assert split["test_kind_dataset_fashion_mnist"] == 200

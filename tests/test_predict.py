@@ -67,3 +67,23 @@ def test_predict_without_a_model_is_one_readable_line(tmp_path):
     result = CliRunner().invoke(main, ["predict", str(tmp_path), "--model", str(tmp_path / "none.pt")])
     assert result.exit_code == 1
     assert "error: no trained model at" in result.output and "Traceback" not in result.output
+
+
+def test_predict_writes_one_heat_map_per_scored_image(trained, image_dir, tmp_path):
+    root, _ = trained
+    folder, picks = image_dir
+    result = run(root, str(folder / "sub"), "--maps", str(tmp_path / "maps"))
+    assert result.exit_code == 0, result.output
+    written = sorted(p.name for p in (tmp_path / "maps").iterdir())
+    assert written == [f"img_{i:03d}_map.png" for i in picks]
+    heat = np.array(Image.open(tmp_path / "maps" / written[0]))
+    assert heat.shape == (28, 28, 3) and heat.max() > 200  # the hottest pixel is near white-yellow
+    knn_model = tmp_path / "knn.pt"
+    from oddpix.models import build_detector, save_detector
+    from oddpix.models.knn import KNNConfig
+    save_detector(build_detector("knn", KNNConfig(), (1, 28, 28)), knn_model, preprocess={"normalize": "unit"})
+    result = CliRunner().invoke(main, ["predict", str(folder / "sub"), "--maps", str(tmp_path / "m2"),
+                                       "--model", str(knn_model), "--kde", str(tmp_path / "none.pt"),
+                                       "--threshold", str(root / "models/threshold.json")])
+    assert result.exit_code == 1 and result.output.strip() == \
+        "error: model knn has no anomaly maps (--maps needs a reconstruction detector or patch_knn)"

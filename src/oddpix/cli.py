@@ -24,7 +24,8 @@ def main() -> None:
 @click.option("--threshold", "threshold_path", default="models/threshold.json", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--components/--no-components", default=False, help="also print every score component")
-def predict(paths, model_path, kde_path, threshold_path, fmt, components):
+@click.option("--maps", "maps_dir", default=None, help="write one anomaly heat-map PNG per scored image here")
+def predict(paths, model_path, kde_path, threshold_path, fmt, components, maps_dir):
     """Score IMAGE files (or every image under a DIRECTORY) with the trained model and threshold.
 
     Exit status 0 when every file was scored, 1 when some could not be (each gets its own error).
@@ -33,7 +34,7 @@ def predict(paths, model_path, kde_path, threshold_path, fmt, components):
 
     try:
         scorer = Scorer.load(model_path, kde_path, threshold_path)
-        results = predict_files(scorer, paths)
+        results = predict_files(scorer, paths, maps_dir)
     except OddpixError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
@@ -69,6 +70,22 @@ def predict(paths, model_path, kde_path, threshold_path, fmt, components):
     if failed:
         click.echo(f"{len(failed)} file(s) could not be scored", err=True)
         sys.exit(1)
+
+
+@main.command("textures")
+@click.argument("out_dir")
+@click.option("--n", default=600, show_default=True, type=click.IntRange(1), help="images in all")
+@click.option("--size", default=64, show_default=True, type=click.IntRange(24, 1024))
+@click.option("--defect-share", default=0.25, show_default=True, type=click.FloatRange(0.0, 1.0))
+@click.option("--seed", default=0, show_default=True)
+def textures(out_dir, n, size, defect_share, seed):
+    """Write a generated local-defect dataset (textured colour images, small dark spots, rings and
+    scratches on a share of them, with masks) as an image folder: OUT_DIR/good, OUT_DIR/defect,
+    OUT_DIR/masks/defect. Use it with data.protocol=folder, data.folder.root=OUT_DIR, normal class good."""
+    from .data.synthetic import write_defect_folder
+
+    root = write_defect_folder(out_dir, n, size, defect_share, seed)
+    click.echo(f"textures: {n} images of {size}x{size} in {root} (good/, defect/, masks/defect/)")
 
 
 @main.command()

@@ -91,6 +91,45 @@ def reconstruction_grid(images: np.ndarray, recons: np.ndarray, scores: np.ndarr
     return fig
 
 
+def _gray(img: np.ndarray) -> np.ndarray:
+    """C x H x W in [0, 1] -> H x W (the channel mean)."""
+    return img.mean(axis=0) if img.ndim == 3 else img
+
+
+def anomaly_map_grid(groups: list[tuple[str, np.ndarray, np.ndarray, np.ndarray | None, list[str]]]):
+    """Per group (e.g. most / least anomalous) three rows: the images, their anomaly maps over them (one
+    colour scale for the whole figure) and the true masks where known. ``groups``: (name, images
+    C x H x W, maps H x W, masks H x W or None, captions)."""
+    plt = pyplot()
+    n = max(len(images) for _, images, _, _, _ in groups)
+    rows = sum(3 if masks is not None else 2 for *_, masks, _ in groups)
+    top = max(float(np.max(maps)) for _, _, maps, _, _ in groups if len(maps)) or 1.0
+    fig, axes = plt.subplots(rows, n, figsize=(1.4 * n, 1.6 * rows), squeeze=False)
+    r = 0
+    for name, images, maps, masks, captions in groups:
+        names = ["image", "anomaly map"] + (["true mask"] if masks is not None else [])
+        for k, row_name in enumerate(names):
+            for i in range(n):
+                ax = axes[r + k, i]
+                if i >= len(images):
+                    ax.axis("off")
+                    continue
+                if k == 0:
+                    _show(ax, images[i])
+                    ax.set_title(captions[i], fontsize=7)
+                elif k == 1:
+                    ax.imshow(_gray(images[i]), cmap="gray", vmin=0, vmax=1)
+                    ax.imshow(maps[i], cmap="inferno", alpha=0.6, vmin=0, vmax=top)
+                    ax.set_xticks([])
+                    ax.set_yticks([])
+                else:
+                    _show(ax, masks[i].astype(np.float32))
+            axes[r + k, 0].set_ylabel(f"{name}\n{row_name}" if k == 0 else row_name, fontsize=8)
+        r += len(names)
+    fig.tight_layout()
+    return fig
+
+
 def image_strip(rows: list[tuple[str, np.ndarray, list[str]]]):
     """Rows of images (C x H x W in [0, 1]) with a row name and a caption per image."""
     plt = pyplot()

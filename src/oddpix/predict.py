@@ -21,7 +21,7 @@ from .io import read_json
 from .maps import LocalConfig
 from .models import load_detector
 from .preprocess import Preprocessor
-from .scoring import score_components
+from .scoring import anomaly_maps, score_components
 from .thresholds import Threshold
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
@@ -99,8 +99,31 @@ def read_image(path: Path, channels: int) -> np.ndarray:
     return array[..., None] if array.ndim == 2 else array
 
 
-def predict_files(scorer: Scorer, paths: Iterable[str | Path]) -> list[Prediction]:
+def write_heat_maps(scorer: Scorer, images: np.ndarray, files: list[Path], out_dir: str | Path) -> list[Path]:
+    """One heat-map PNG per image (the smoothed anomaly map, inferno colours, black = 0 and white = that
+    image's own maximum; the maximum itself is the ``local_max`` component) at the model's input size."""
+    from PIL import Image
+
+    from .plots import pyplot
+
+    maps = anomaly_maps(scorer.detector, scorer.preprocessor.transform(images), scorer.batch_size, local=scorer.local)
+    colours = pyplot().get_cmap("inferno")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for f, m in zip(files, maps.numpy()):  # one small PNG per file: writing, not a hot path
+        scaled = m / max(float(m.max()), 1e-12)
+        target = out_dir / (f.stem + "_map.png")
+        Image.fromarray((colours(scaled)[..., :3] * 255).astype(np.uint8)).save(target)
+        written.append(target)
+    return written
+
+
+def predict_files(scorer: Scorer, paths: Iterable[str | Path], maps_dir: str | Path | None = None) -> list[Prediction]:
     files = collect_files(paths)
+    if maps_dir is not None and not scorer.detector.has_maps:
+        raise OddpixError(f"model {scorer.detector.name} has no anomaly maps (--maps needs a reconstruction detector "
+                          "or patch_knn)")
     results = [Prediction(file=str(f)) for f in files]
     expected = tuple(scorer.detector.input_shape)
     good, arrays = [], []
@@ -122,4 +145,9 @@ def predict_files(scorer: Scorer, paths: Iterable[str | Path]) -> list[Predictio
             results[i].score = float(ranking[j])
             results[i].anomaly = bool(decision[j])
             results[i].components = {k: float(v[j]) for k, v in comps.items()}
+        if maps_dir is not None:
+            names = [files[i] for i in good]
+            if len({f.stem for f in names}) < len(names):
+                raise OddpixError("--maps: two files share a name; score them in separate calls")
+            write_heat_maps(scorer, np.stack(arrays), names, maps_dir)
     return results

@@ -34,10 +34,10 @@ def score_components(detector: torch.nn.Module, x: torch.Tensor, kde: Optional[L
     are encoded here, in the same batches.
     """
     def score(batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = detector.score(batch)
-        if getattr(detector, "has_maps", False):
-            out.update(local_scores(detector.anomaly_map(batch), local))
-        return out
+        if not getattr(detector, "has_maps", False):
+            return detector.score(batch)
+        out, maps = detector.score_and_map(batch)
+        return {**out, **local_scores(maps, local)}
 
     comps = batched(score, x, batch_size, device)
     if kde is not None:

@@ -1,5 +1,10 @@
 """Image folders as a dataset: one sub-directory of images per class (e.g. cell_images/Parasitized and
-cell_images/Uninfected), every image read, converted and resized to one size."""
+cell_images/Uninfected), every image read, converted and resized to one size.
+
+Pixel truth, as MVTec AD brings it: a ``masks`` sub-directory of the root (never a class) may hold, for an
+image ``<class>/<path>/<name>.<ext>``, a mask ``masks/<class>/<path>/<name>.png`` (white = anomalous pixel;
+resized like the image, nearest neighbour). Images without a mask file have no anomalous pixel marked.
+"""
 
 from __future__ import annotations
 
@@ -37,23 +42,25 @@ class FolderImages:
     classes: tuple[str, ...]
     files: np.ndarray         # paths relative to the root
     skipped: list[str]        # files that could not be read as images
+    masks: Optional[np.ndarray] = None  # bool N x S x S, when the root has a masks/ folder
 
     def arrays(self) -> dict[str, np.ndarray]:
+        masks = {} if self.masks is None else {"masks": self.masks}
         return {"x": self.x, "y": self.y, "classes": np.asarray(self.classes, dtype=str),
-                "files": self.files.astype(str), "skipped": np.asarray(self.skipped, dtype=str)}
+                "files": self.files.astype(str), "skipped": np.asarray(self.skipped, dtype=str), **masks}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "FolderImages":
         return cls(arrays["x"], arrays["y"], tuple(arrays["classes"].tolist()), arrays["files"],
-                   arrays["skipped"].tolist())
+                   arrays["skipped"].tolist(), arrays.get("masks"))
 
 
-def _load_one(path: Path, size: int, channels: int) -> Optional[np.ndarray]:
+def _load_one(path: Path, size: int, channels: int, nearest: bool = False) -> Optional[np.ndarray]:
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
-            img = img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.BILINEAR)
+            img = img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.NEAREST if nearest else Image.BILINEAR)
             array = np.array(img, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         return None
@@ -70,7 +77,7 @@ def load_image_folder(root: str | Path, image_size: int, channels: int, warn=pri
     if not root.is_dir():
         raise OddpixError(f"data.folder.root: {root} is not a folder; it should hold one sub-folder of images "
                           "per class (e.g. cell_images/Parasitized, cell_images/Uninfected)")
-    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name != "masks")
     if not class_dirs:
         raise OddpixError(f"data.folder.root: {root} has no class sub-folders")
     files, labels = [], []
@@ -87,5 +94,18 @@ def load_image_folder(root: str | Path, image_size: int, channels: int, warn=pri
     if not ok:
         raise OddpixError(f"data.folder.root: no readable images under {root}")
     x = np.stack([images[i] for i in ok])
+    relative = [files[i].relative_to(root) for i in ok]
+    masks = None
+    if (root / "masks").is_dir():
+        def mask_of(rel: Path) -> np.ndarray:
+            path = (root / "masks" / rel).with_suffix(".png")
+            if not path.exists():
+                return np.zeros((image_size, image_size), dtype=bool)
+            m = _load_one(path, image_size, 1, nearest=True)
+            if m is None:
+                raise OddpixError(f"{path} is not a readable mask image")
+            return m[..., 0] > 127
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            masks = np.stack(list(pool.map(mask_of, relative)))
     return FolderImages(x, np.asarray(labels, dtype=np.int64)[ok], tuple(d.name for d in class_dirs),
-                        np.asarray([str(files[i].relative_to(root)) for i in ok]), skipped)
+                        np.asarray([str(r) for r in relative]), skipped, masks)

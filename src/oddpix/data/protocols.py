@@ -262,9 +262,11 @@ def folder(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str, S
     normal_rest, anomal_rest = rest[~is_anomaly[rest]], rest[is_anomaly[rest]]
     anomalies = LazyAnomalies(len(anomal_rest), lambda i: labeled(
         images.x[anomal_rest[i]], images.y[anomal_rest[i]], np.ones(len(i)), kinds[anomal_rest[i]]))
+    test = labeled(images.x[test_idx], images.y[test_idx], is_anomaly[test_idx], kinds[test_idx])
+    if images.masks is not None:  # the folder's masks/: pixel truth of the test images
+        test.mask = images.masks[test_idx]
     return assemble(labeled(images.x[normal_rest], images.y[normal_rest], np.zeros(len(normal_rest)), kinds[normal_rest]),
-                    anomalies, labeled(images.x[test_idx], images.y[test_idx], is_anomaly[test_idx], kinds[test_idx]),
-                    cfg, rng)
+                    anomalies, test, cfg, rng)
 
 
 def make_splits(cfg: DataConfig, data: dict, seed: int) -> dict[str, Split]:

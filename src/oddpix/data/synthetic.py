@@ -61,3 +61,69 @@ def write_idx_folder(raw: RawDataset, folder: str | Path, gz: bool = True) -> Pa
             (folder / name).write_bytes(blob)
     (folder / "MD5SUMS.uncompressed").write_text("\n".join(sums) + "\n")
     return folder
+
+
+DEFECTS = ("spot", "ring", "scratch")
+
+
+def defect_textures(n: int, size: int = 64, defect_share: float = 0.5, seed: int = 0
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Textured colour images with small local defects on a share of them: (uint8 N x S x S x 3 images,
+    bool N x S x S masks of the defect pixels, the defect of each image: '' or one of ``DEFECTS``).
+
+    The texture is the same family in every image (woven diagonal stripes over a slowly varying colour
+    field, random phase, frequency and tint, pixel noise), so a normal image is never an exact copy of
+    another. A defect is small and dark: a ``spot`` (disc of radius 1.5-3.5 px), a ``ring`` (annulus of
+    radius 3-5 px, 1.5 px wide) or a ``scratch`` (a 1-2 px wide segment of 8-20 px at any angle).
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) / size
+    freq = rng.uniform(5.5, 6.5, n)[:, None, None]
+    phase = rng.uniform(0, 2 * np.pi, (n, 2))
+    stripes = 0.5 + 0.25 * np.sin(2 * np.pi * freq * (xx + yy) + phase[:, :1, None]) \
+        + 0.25 * np.sin(2 * np.pi * freq * (xx - yy) + phase[:, 1:, None])
+    field = 0.5 + 0.5 * np.sin(2 * np.pi * (rng.uniform(0.5, 1.5, n)[:, None, None] * xx
+                                            + rng.uniform(0, 2 * np.pi, n)[:, None, None]))
+    tint = np.array([0.75, 0.55, 0.35]) + rng.normal(0, 0.03, (n, 3))
+    img = tint[:, None, None, :] * (0.55 + 0.3 * stripes[..., None] + 0.15 * field[..., None])
+    img = img + rng.normal(0, 0.02, img.shape)
+    masks = np.zeros((n, size, size), dtype=bool)
+    kinds = np.full(n, "", dtype="U8")
+    bad = np.flatnonzero(rng.random(n) < defect_share)
+    py, px = yy * size, xx * size
+    for i in bad:  # drawing a few hundred shapes: not a hot path
+        kind = DEFECTS[rng.integers(len(DEFECTS))]
+        cy, cx = rng.uniform(8, size - 8, 2)
+        dist = np.hypot(py - cy, px - cx)
+        if kind == "spot":
+            mask = dist <= rng.uniform(1.5, 3.5)
+        elif kind == "ring":
+            r = rng.uniform(3.0, 5.0)
+            mask = np.abs(dist - r) <= 0.75
+        else:
+            angle, length, width = rng.uniform(0, np.pi), rng.uniform(8, 20), rng.uniform(0.5, 1.0)
+            u, v = np.cos(angle), np.sin(angle)
+            along = (px - cx) * u + (py - cy) * v
+            across = -(px - cx) * v + (py - cy) * u
+            mask = (np.abs(along) <= length / 2) & (np.abs(across) <= width)
+        masks[i], kinds[i] = mask, kind
+        img[i][mask] *= rng.uniform(0.25, 0.45)  # darker, same hue
+    return (np.clip(img, 0, 1) * 255).round().astype(np.uint8), masks, kinds
+
+
+def write_defect_folder(root: str | Path, n: int = 600, size: int = 64, defect_share: float = 0.25,
+                        seed: int = 0) -> Path:
+    """:func:`defect_textures` as an image folder with pixel truth: ``good/``, ``defect/`` and
+    ``masks/defect/`` (the layout :func:`oddpix.data.folder.load_image_folder` reads)."""
+    from PIL import Image
+
+    root = Path(root)
+    images, masks, kinds = defect_textures(n, size, defect_share, seed)
+    for sub in ("good", "defect", "masks/defect"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for i, (img, mask, kind) in enumerate(zip(images, masks, kinds)):
+        name = f"{i:05d}{'_' + kind if kind else ''}.png"
+        Image.fromarray(img).save(root / ("defect" if kind else "good") / name)
+        if kind:
+            Image.fromarray((mask * 255).astype(np.uint8)).save(root / "masks/defect" / name)
+    return root

@@ -18,12 +18,13 @@ from .deep_svdd import DeepSVDD
 from .ganomaly import GANMSE, GANomaly
 from .geom import GeometricTransformations
 from .knn import NearestNeighbour
+from .patch_knn import PatchKNN
 from .selfsupervised import SelfSupervisedKNN
 from .vae import ConvVAE
 
 REGISTRY = Registry("detector")  # name -> Detector class; the order is the one params and the README list
 for _cls in (ConvAutoencoder, DenseAutoencoder, ConvVAE, ConvAutoencoderKDE, AdversarialAutoencoder, DeepSVDD, GANomaly,
-             GANMSE, SupervisedCNN, NearestNeighbour, GeometricTransformations, SelfSupervisedKNN):
+             GANMSE, SupervisedCNN, NearestNeighbour, GeometricTransformations, SelfSupervisedKNN, PatchKNN):
     REGISTRY.register(_cls.name)(_cls)
 
 __all__ = ["REGISTRY", "SUPERVISED_HINT", "Detector", "FitData", "Phase", "build_detector", "save_detector",

@@ -149,6 +149,10 @@ class Detector(nn.Module):
     def reconstruct(self, x: torch.Tensor) -> Optional[torch.Tensor]:
         return None
 
+    def score_and_map(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """``score(x)`` and ``anomaly_map(x)`` together (a detector that computes both at once overrides it)."""
+        return self.score(x), self.anomaly_map(x)
+
     @torch.no_grad()
     def anomaly_map(self, x: torch.Tensor) -> torch.Tensor:
         """Per-pixel anomaly map, N x H x W (default: squared reconstruction error, channels summed)."""

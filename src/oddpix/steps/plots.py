@@ -1,4 +1,5 @@
-"""Plots stage: score histograms with the threshold, reconstructions, extremes, corruptions, latent map."""
+"""Plots stage: score histograms with the threshold, reconstructions, extremes, anomaly maps, corruptions,
+latent map."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from ..config import Params, reads
 from ..data.sources import DATASETS
 from ..density import latent_plane, load_kde
 from ..io import read_json, read_npz
+from ..maps import LocalConfig
 from ..models import load_detector
 from ..preprocess import Preprocessor
+from ..scoring import anomaly_maps
 from ..thresholds import Threshold, component_values
 from .common import components, log, read_prepared, read_scores
 
@@ -27,8 +30,9 @@ def _kind_label(kind: str, classes: tuple[str, ...] | None) -> str:
 
 
 def _image_figures(params, detector, prep: Preprocessor, x: torch.Tensor, test, ranking: np.ndarray, labels: list[str],
-                   rng: np.random.Generator) -> dict:
-    """Reconstructions (detectors that reconstruct), the most and least anomalous images, corruptions."""
+                   rng: np.random.Generator, threshold: Threshold, mask: np.ndarray | None) -> dict:
+    """Reconstructions (detectors that reconstruct), the most and least anomalous images, their anomaly
+    maps (detectors with maps; with the true masks where known), corruptions."""
     out = {}
     y, n = test["y"].to_numpy(), params.plots.n_images
     pick = np.concatenate([rng.permutation(np.flatnonzero(y == 0))[: (n + 1) // 2],
@@ -44,6 +48,14 @@ def _image_figures(params, detector, prep: Preprocessor, x: torch.Tensor, test, 
         rows.append((name, prep.inverse(x[idx]).numpy(), [f"{labels[i] if y[i] else 'normal'}\n{ranking[i]:.3g}"
                                                           for i in idx]))
     out["extremes.png"] = figures.image_strip(rows)
+    if detector.has_maps:  # where the detector sees the anomaly, on the most and least anomalous images
+        local = LocalConfig(**threshold.scoring.get("local", {}))
+        groups = []
+        for name, idx in (("most anomalous", order[:n]), ("least anomalous", order[::-1][:n].copy())):
+            maps = anomaly_maps(detector, x[idx], local=local).numpy()
+            groups.append((name, prep.inverse(x[idx]).numpy(), maps, None if mask is None else mask[idx],
+                           [f"{labels[i] if y[i] else 'normal'}\n{ranking[i]:.3g}" for i in idx]))
+        out["anomaly_maps.png"] = figures.anomaly_map_grid(groups)
     kinds = test["kind"].to_numpy().astype(str)
     corruption_types = sorted({k.split(":", 1)[1] for k in kinds if k.startswith("corruption:")})
     if corruption_types:  # a gallery of each corruption type in the test split
@@ -85,12 +97,12 @@ def plots(params: Params, prepared_dir: str | Path, model_path: str | Path, scor
         thr.rule, title)}
 
     detector, extra = load_detector(model_path)
-    x, _ = read_prepared(prepared_dir, "test")
+    x, meta = read_prepared(prepared_dir, "test")
     spec = DATASETS.get(params.data.dataset)
     labels = [_kind_label(k, spec.classes if spec else None) for k in test["kind"]]
     rng = np.random.default_rng(params.seed)
     pictures.update(_image_figures(params, detector, Preprocessor.from_dict(extra["preprocess"]), x, test,
-                                   thr.ranking(test_comps), labels, rng))
+                                   thr.ranking(test_comps), labels, rng, thr, meta.get("mask")))
     latents = read_npz(latents_path) if detector.has_encoder else {}
     if "train" in latents:
         pictures["latent_space.png"] = _latent_figure(latents, load_kde(kde_path), y, rng, title)

@@ -1,0 +1,123 @@
+"""Patch nearest neighbours: the ``patch_knn`` detector, for small local defects.
+
+Memory: every ``memory_stride``-th ``patch`` x ``patch`` pixel patch (all channels) of the normal training
+images, a random subset of at most ``memory`` of them (by the run's seed: a bound on memory and time, the
+role of PatchCore's coreset). Scoring: every patch of a test image at ``stride`` pixels gets the distance
+to its ``k``-th nearest patch in the memory; those patch scores, placed back at the patch centres and
+interpolated to the image size, are the anomaly map. An image is as anomalous as its worst patch
+(``patch_max``; the pipeline adds ``local_max`` / ``local_topk`` read from the smoothed map), so a small
+spot that a whole-image distance averages away decides the score here. No network, no pretrained
+features: raw pixels (optionally Gaussian-``blur``red first), from scratch.
+
+Cost: queries x memory x patch^2 x channels multiply-adds per image set; the defaults (5 x 5 patches at
+stride 2, 10,000 remembered) score the 10,000 Fashion-MNIST test images in well under a minute on two
+CPU cores (benchmarks/patch_knn.py measures it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import OddpixError
+from ..maps import gaussian_blur
+from ..schema import num
+from ..training import FitContext
+from .base import Detector, FitData
+
+
+@dataclass(frozen=True)
+class PatchKNNConfig:
+    patch: int = num(5, ge=1, le=64)         # patch side, in pixels
+    stride: int = num(2, ge=1)               # between scored patches of a test image
+    memory_stride: int = num(1, ge=1)        # between remembered patches of a training image
+    memory: int = num(10000, ge=1)           # patches kept in the memory (random subset, by seed)
+    k: int = num(1, ge=1)
+    blur: float = num(0.0, ge=0.0)           # Gaussian std applied to the images first (0: raw pixels)
+    block: int = num(64, ge=1)               # images per distance block (memory: block x patches x memory)
+
+
+class PatchKNN(Detector):
+    name = "patch_knn"
+    Config = PatchKNNConfig
+    score_components = ("patch_max",)
+    has_maps = True
+
+    def __init__(self, config: PatchKNNConfig, input_shape: tuple[int, int, int]):
+        super().__init__(config, input_shape)
+        c, h, w = self.input_shape
+        if config.patch > min(h, w):
+            raise OddpixError(f"params: models.patch_knn.patch: {config.patch} pixels is larger than the "
+                              f"{h}x{w} images")
+        self.register_buffer("bank", torch.zeros(0, c * config.patch ** 2))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if prefix + "bank" in state_dict:  # the memory's size is known only from the file
+            self.bank = torch.empty_like(state_dict[prefix + "bank"])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def patches(self, x: torch.Tensor, stride: int) -> torch.Tensor:
+        """N x C x H x W -> N x L x (C * patch^2), L patches per image in row-major order."""
+        x = gaussian_blur(x.float(), self.config.blur)
+        return F.unfold(x, self.config.patch, stride=stride).transpose(1, 2)
+
+    def fit(self, data: FitData, ctx: FitContext) -> list[dict]:
+        """Remember a seeded random subset of the training images' patches (drawn without extracting all)."""
+        self.to(ctx.device)
+        x, stride = data.train_x, self.config.memory_stride
+        c, h, w = self.input_shape
+        per_image = ((h - self.config.patch) // stride + 1) * ((w - self.config.patch) // stride + 1)
+        total = len(x) * per_image
+        if total < self.config.k:
+            raise OddpixError(f"models.patch_knn.k: {self.config.k} neighbours but only {total} patches")
+        if total <= self.config.memory:
+            pick = torch.arange(total)
+        else:  # sorted random (image, position) pairs; extract only the images they fall in, a block at a time
+            pick = torch.randperm(total, generator=ctx.generator)[: self.config.memory].sort().values
+        pool = []
+        for start in range(0, len(pick), 1024):
+            part = pick[start:start + 1024]
+            images, inverse = torch.unique(part // per_image, return_inverse=True)
+            patches = self.patches(x[images].to(ctx.device), stride)
+            pool.append(patches[inverse.to(patches.device), (part % per_image).to(patches.device)])
+        pool = torch.cat(pool)
+        self.bank = pool.contiguous()
+        row: dict[str, float] = {"epoch": 1, "loss": 0.0, "n_memory": float(len(self.bank))}
+        ctx.log(f"patch_knn: remembering {len(self.bank)} patches of {self.config.patch}x{self.config.patch} "
+                f"from {len(data.train_x)} training images")
+        return [row]
+
+    def patch_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """N x Hq x Wq grid of each scored patch's distance to its k-th nearest remembered patch."""
+        c, h, w = self.input_shape
+        p, s = self.config.patch, self.config.stride
+        hq, wq = (h - p) // s + 1, (w - p) // s + 1
+        out = []
+        for start in range(0, len(x), self.config.block):
+            q = self.patches(x[start:start + self.config.block], s)
+            d = torch.cdist(q.flatten(0, 1), self.bank).topk(self.config.k, dim=1, largest=False).values[:, -1]
+            out.append(d.view(len(q), hq, wq))
+        return torch.cat(out)
+
+    def _to_map(self, grid: torch.Tensor) -> torch.Tensor:
+        """Patch scores at their centres -> an N x H x W map (interpolated, edges repeated)."""
+        c, h, w = self.input_shape
+        p = self.config.patch
+        inner = F.interpolate(grid[:, None], size=(h - p + 1, w - p + 1), mode="bilinear", align_corners=True)
+        lo = (p - 1) // 2
+        return F.pad(inner, (lo, p - 1 - lo, lo, p - 1 - lo), mode="replicate")[:, 0]
+
+    @torch.no_grad()
+    def score_and_map(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        grid = self.patch_scores(x)
+        return {"patch_max": grid.flatten(1).max(1).values}, self._to_map(grid)
+
+    @torch.no_grad()
+    def score(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.score_and_map(x)[0]
+
+    @torch.no_grad()
+    def anomaly_map(self, x: torch.Tensor) -> torch.Tensor:
+        return self.score_and_map(x)[1]
