@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import statistics
 import tempfile
 import time
@@ -78,19 +79,34 @@ def write_table(results: Path, table: Path) -> None:
     for (dataset, model, sets, seed, cls), row in cells.items():
         groups[(dataset, model, sets)][seed][cls] = row
     lines = ["<!-- written by benchmarks/accuracy.py from its results file; do not edit by hand -->", "",
-             "| dataset | detector | settings | classes | seeds | mean AUROC | std (seeds) | per class (mean of seeds) "
-             "| s/class | machine |", "|---|---|---|---:|---:|---:|---:|---|---:|---|"]
+             "| dataset | detector | settings | classes | seeds (each with every class) | mean AUROC | std (seeds) | "
+             "per class (mean of seeds) "
+             "| s/class | machine |", "|---|---|---|---:|---|---:|---:|---|---:|---|"]
     for (dataset, model, sets), by_seed in sorted(groups.items()):
-        classes = sorted(set.intersection(*(set(c) for c in by_seed.values())))
-        means = [statistics.mean(by_seed[s][c]["auroc"] for c in classes) for s in sorted(by_seed)]
-        per_class = " ".join(f"{c}:{statistics.mean(by_seed[s][c]['auroc'] for s in by_seed):.3f}" for c in classes)
-        rows = [r for s in by_seed for r in by_seed[s].values()]
+        classes = sorted(set.union(*(set(c) for c in by_seed.values())))
+        complete = [s for s in sorted(by_seed) if set(by_seed[s]) == set(classes)]  # seeds with every class
+        if not complete:  # no seed has run every class yet: the classes every seed has
+            classes = sorted(set.intersection(*(set(c) for c in by_seed.values())))
+            complete = sorted(by_seed)
+        means = [statistics.mean(by_seed[s][c]["auroc"] for c in classes) for s in complete]
+        per_class = " ".join(f"{c}:{statistics.mean(by_seed[s][c]['auroc'] for s in complete):.3f}" for c in classes)
+        rows = [by_seed[s][c] for s in complete for c in classes]
         seconds = statistics.mean(r["seconds"] for r in rows)
         machines = sorted({r.get("machine", "?") for r in rows})
         std = f"{statistics.stdev(means):.4f}" if len(means) > 1 else "-"
         component = rows[0]["component"]
-        lines.append(f"| {dataset} | {model} ({component}) | {sets or 'defaults'} | {len(classes)} | {len(means)} | "
-                     f"{statistics.mean(means):.4f} | {std} | {per_class} | {seconds:.0f} | {'; '.join(machines)} |")
+        lines.append(f"| {dataset} | {model} ({component}) | {sets or 'defaults'} | {len(classes)} | "
+                     f"{', '.join(map(str, complete))} | {statistics.mean(means):.4f} | {std} | {per_class} | "
+                     f"{seconds:.0f} | {'; '.join(machines)} |")
+    lines += ["", "Every score component on its own (mean AUROC over every run of the results file):", "",
+              "| dataset | detector | settings | " + "component mean AUROC |", "|---|---|---|---|"]
+    for (dataset, model, sets), by_seed in sorted(groups.items()):
+        rows = [r for s in by_seed for r in by_seed[s].values()]
+        names = list(dict.fromkeys(k for r in rows for k in r.get("components", {})))
+        if len(names) > 1:
+            means = {k: statistics.mean(r["components"][k] for r in rows if k in r["components"]) for k in names}
+            lines.append(f"| {dataset} | {model} | {sets or 'defaults'} | "
+                         + ", ".join(f"`{k}` {v:.4f}" for k, v in means.items()) + " |")
     table.write_text("\n".join(lines) + "\n")
     print(f"table: {table}")
 
@@ -133,6 +149,7 @@ def main(dataset, classes, models, sets, params_file, out, seeds, table, table_o
                "component": metrics["component"],
                "auroc": metrics["auroc"], "best_component": best, "best_auroc": comps.get(best, metrics["auroc"]),
                "components": comps, "seconds": round(seconds, 1), "sets": list(sets),
+               "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),  # of the process so far
                "train": {k: v for k, v in metrics["train"].items() if k.startswith(("rejected", "cv_", "epochs"))}}
         rows.append(row)
         Path(out).parent.mkdir(parents=True, exist_ok=True)

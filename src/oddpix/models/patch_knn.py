@@ -36,7 +36,7 @@ class PatchKNNConfig:
     memory: int = num(10000, ge=1)           # patches kept in the memory (random subset, by seed)
     k: int = num(1, ge=1)
     blur: float = num(0.0, ge=0.0)           # Gaussian std applied to the images first (0: raw pixels)
-    block: int = num(64, ge=1)               # images per distance block (memory: block x patches x memory)
+    block: int = num(64, ge=1)               # images whose patches are cut at once
 
 
 class PatchKNN(Detector):
@@ -97,7 +97,9 @@ class PatchKNN(Detector):
         out = []
         for start in range(0, len(x), self.config.block):
             q = self.patches(x[start:start + self.config.block], s)
-            d = torch.cdist(q.flatten(0, 1), self.bank).topk(self.config.k, dim=1, largest=False).values[:, -1]
+            flat = q.flatten(0, 1)
+            d = torch.cat([torch.cdist(flat[i:i + 4096], self.bank).topk(self.config.k, dim=1, largest=False)
+                           .values[:, -1] for i in range(0, len(flat), 4096)])  # <= 4096 x memory distances
             out.append(d.view(len(q), hq, wq))
         return torch.cat(out)
 
