@@ -73,12 +73,15 @@ def run_pipeline(params, root):
     return metrics
 
 
+TRAINED_SCORE = {"local": {"sigma": 0.5, "topk": 4}}  # not the defaults: predict must reapply them
+
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, patterns):
     """The whole pipeline run once on generated data (tiny cae): (folder, metrics)."""
     root = tmp_path_factory.mktemp("trained")
     write_idx_folder(patterns, root / "mirror" / "fashion-mnist")
-    params = parse_params({"device": "cpu", "models": TINY_MODELS, "score": {"local": {"sigma": 0.5, "topk": 4}},
+    params = parse_params({"device": "cpu", "models": TINY_MODELS, "score": TRAINED_SCORE,
                            "data": {"mirror": str(root / "mirror"), "checksums": "mirror", "download": False}})
     return root, run_pipeline(params, root)
 

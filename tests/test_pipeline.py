@@ -10,13 +10,14 @@ import pytest
 
 from oddpix import pipeline
 from oddpix.io import read_json, read_npz
-from tests.conftest import run_pipeline
+from tests.conftest import TRAINED_SCORE, run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_pipeline_functions_end_to_end_and_deterministic(tmp_path, mirror, tiny_params, trained):
-    params = tiny_params(data={"mirror": str(mirror), "checksums": "mirror", "download": False})
+    params = tiny_params(data={"mirror": str(mirror), "checksums": "mirror", "download": False},
+                         score=TRAINED_SCORE)
     first = run_pipeline(params, tmp_path / "a")
     assert first == trained[1]  # same params and seed: identical metrics
     assert first["auroc"] > 0.9 and first["model"] == "cae" and first["component"] == "reconstruction"

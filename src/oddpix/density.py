@@ -111,7 +111,6 @@ def load_kde(path: str | Path) -> Optional[LatentKDE]:
     state = read_torch(path)
     if not state.pop("fitted", False):
         return None
-    state.pop("reason", None)
     return LatentKDE.from_state(state)
 
 

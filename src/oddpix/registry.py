@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from typing import Callable, TypeVar
 
-from .errors import OddpixError
-from .schema import not_a_choice
-
 T = TypeVar("T")
 
 
 class Registry(dict):
-    """``name -> object``, in registration order, with a readable error for an unknown name."""
+    """``name -> object``, in registration order; a name registered twice is an error."""
 
     def __init__(self, what: str):
         super().__init__()
@@ -32,9 +29,3 @@ class Registry(dict):
 
     def names(self) -> tuple[str, ...]:
         return tuple(self)
-
-    def get_or_fail(self, name: str, where: str) -> T:
-        """The object registered as ``name``; else an error naming ``where`` and the valid names."""
-        if name not in self:
-            raise OddpixError(f"{where}: {not_a_choice(name, self, f'a known {self.what}')}")
-        return self[name]
