@@ -14,6 +14,14 @@ Results are also appended as JSON lines to --out (default benchmarks/results.jso
 table of 10-class means (mean over classes per seed, then mean +- std over seeds) is rebuilt from every
 row of --out into --table (default benchmarks/accuracy.md, which the README quotes). `--table-only`
 rebuilds it without running anything (e.g. after several processes appended to the same --out).
+
+Many small runs share a GPU (or the cores) well: n processes, each ``--shard i/n`` of the same sweep,
+one thread each, appending to one --out (``--skip-done`` resumes a cut sweep)::
+
+    for i in $(seq 0 15); do OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/accuracy.py --models \
+      knn,cae,ae,vae,ae_kde,aae,deep_svdd,ganomaly,geom,ssl --classes 0-9 --seeds 3 --dataset mnist \
+      -S device=cuda --shard $i/16 --skip-done --out benchmarks/accuracy_results.jsonl & done; wait
+    python benchmarks/accuracy.py --table-only --out benchmarks/accuracy_results.jsonl
 """
 
 from __future__ import annotations
@@ -123,7 +131,10 @@ def write_table(results: Path, table: Path) -> None:
 @click.option("--table", default="benchmarks/accuracy.md", show_default=True,
               help="Markdown table rebuilt from every row of --out")
 @click.option("--table-only", is_flag=True, help="only rebuild --table from --out")
-def main(dataset, classes, models, sets, params_file, out, seeds, table, table_only):
+@click.option("--shard", default="0/1", show_default=True,
+              help="i/n: run only every n-th cell starting at i (n processes share a sweep)")
+@click.option("--skip-done", is_flag=True, help="skip cells that already have a row in --out (resume a sweep)")
+def main(dataset, classes, models, sets, params_file, out, seeds, table, table_only, shard, skip_done):
     if table_only:
         write_table(Path(out), Path(table))
         return
@@ -131,6 +142,14 @@ def main(dataset, classes, models, sets, params_file, out, seeds, table, table_o
     rows = []
     cells = [(model, cls, base.get("seed", 42) + i) for i in range(seeds)  # seed-major: a cut sweep has whole seeds
              for model in [m.strip() for m in models.split(",") if m.strip()] for cls in parse_classes(classes)]
+    index, _, count = shard.partition("/")
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise click.BadParameter(f"{shard!r} is not i/n with 0 <= i < n", param_hint="--shard")
+    cells = cells[int(index)::int(count)]
+    if skip_done and Path(out).exists():
+        done = {(r["dataset"], r["model"], r["class"], r.get("seed"), tuple(r.get("sets", [])))
+                for r in map(json.loads, Path(out).read_text().splitlines())}
+        cells = [c for c in cells if (dataset, c[0], c[1], c[2], tuple(sets)) not in done]
     for model, cls, seed in cells:
         raw = json.loads(json.dumps(base))
         set_key(raw, "seed", seed)
