@@ -3,7 +3,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from oddpix.maps import LocalConfig, gaussian_blur, local_scores
+from oddpix.maps import LocalConfig, gaussian_blur, read_local, smooth_maps
 from oddpix.models import REGISTRY, build_detector
 
 
@@ -15,7 +15,8 @@ def test_local_scores_find_a_small_spot_that_the_mean_drowns():
     for i in range(100, 200):  # ... the anomalous half one small spot of 3 x 3 pixels
         r, c = torch.randint(2, 24, (2,), generator=gen).tolist()
         maps[i, r:r + 3, c:c + 3] += 1.0
-    local = local_scores(maps, LocalConfig(sigma=1.0, topk=9))
+    cfg = LocalConfig(sigma=1.0, topk=9)
+    local = read_local(smooth_maps(maps, cfg), cfg)
     mean = maps.flatten(1).mean(1)
     assert roc_auc_score(anomalous, local["local_topk"]) == 1.0
     assert roc_auc_score(anomalous, local["local_max"]) == 1.0
@@ -25,7 +26,8 @@ def test_local_scores_find_a_small_spot_that_the_mean_drowns():
     torch.testing.assert_close(local["local_max"], smooth.max(1).values)
     torch.testing.assert_close(local["local_topk"], smooth.sort(1, descending=True).values[:, :9].mean(1))
     # sigma 0: the raw map; topk larger than the map: every pixel
-    raw = local_scores(maps[:2], LocalConfig(sigma=0.0, topk=10_000))
+    raw_cfg = LocalConfig(sigma=0.0, topk=10_000)
+    raw = read_local(smooth_maps(maps[:2], raw_cfg), raw_cfg)
     torch.testing.assert_close(raw["local_max"], maps[:2].flatten(1).max(1).values)
     torch.testing.assert_close(raw["local_topk"], maps[:2].flatten(1).mean(1))
 

@@ -41,8 +41,13 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(radius, 0), groups=c)
 
 
-def local_scores(maps: torch.Tensor, config: LocalConfig) -> dict[str, torch.Tensor]:
-    """N x H x W anomaly maps -> ``local_max`` and ``local_topk`` per image."""
-    smooth = gaussian_blur(maps[:, None].float(), config.sigma).flatten(1)
-    top = smooth.topk(min(config.topk, smooth.shape[1]), dim=1).values
+def smooth_maps(maps: torch.Tensor, config: LocalConfig) -> torch.Tensor:
+    """N x H x W anomaly maps smoothed by the Gaussian the local scores read them with."""
+    return gaussian_blur(maps[:, None].float(), config.sigma)[:, 0]
+
+
+def read_local(smooth: torch.Tensor, config: LocalConfig) -> dict[str, torch.Tensor]:
+    """``local_max`` and ``local_topk`` of already smoothed N x H x W maps."""
+    flat = smooth.flatten(1)
+    top = flat.topk(min(config.topk, flat.shape[1]), dim=1).values
     return {"local_max": top[:, 0], "local_topk": top.mean(1)}

@@ -12,9 +12,12 @@ from typing import Optional
 import torch
 
 from .density import LatentKDE
-from .maps import LocalConfig, gaussian_blur, local_scores
+from .maps import LocalConfig, read_local, smooth_maps
 from .runtime import batched
 from .schema import num, section
+
+
+_MAPS = "\0maps"  # the maps travel through ``batched`` beside the components, under a name no component has
 
 
 @dataclass(frozen=True)
@@ -33,24 +36,34 @@ def score_components(detector: torch.nn.Module, x: torch.Tensor, kde: Optional[L
     ``codes``: the images' latent codes when already computed (the encode stage stores them); else they
     are encoded here, in the same batches.
     """
+    return score_with_maps(detector, x, kde, batch_size, device, codes, local, keep_maps=False)[0]
+
+
+def score_with_maps(detector: torch.nn.Module, x: torch.Tensor, kde: Optional[LatentKDE] = None,
+                    batch_size: int = 512, device: Optional[torch.device] = None,
+                    codes: Optional[torch.Tensor] = None, local: LocalConfig = LocalConfig(),
+                    keep_maps: bool = True) -> tuple[dict[str, torch.Tensor], Optional[torch.Tensor]]:
+    """:func:`score_components` and, for a detector with maps and ``keep_maps``, its smoothed anomaly
+    maps (N x H x W) from the same pass: each map is computed and smoothed once."""
+    has_maps = getattr(detector, "has_maps", False)
+
     def score(batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        if not getattr(detector, "has_maps", False):
+        if not has_maps:
             return detector.score(batch)
         out, maps = detector.score_and_map(batch)
-        return {**out, **local_scores(maps, local)}
+        smooth = smooth_maps(maps, local)
+        return {**out, **read_local(smooth, local), **({_MAPS: smooth} if keep_maps else {})}
 
     comps = batched(score, x, batch_size, device)
+    maps = comps.pop(_MAPS, None)
     if kde is not None:
         if codes is None:
             codes = batched(detector.encode, x, batch_size, device)
         comps["density"] = -kde.log_density(codes)
-    return comps
+    return comps, maps
 
 
 def anomaly_maps(detector: torch.nn.Module, x: torch.Tensor, batch_size: int = 512,
                  device: Optional[torch.device] = None, local: LocalConfig = LocalConfig()) -> torch.Tensor:
     """The detector's anomaly maps of ``x``, smoothed as the local scores read them: N x H x W on the CPU."""
-    def smoothed(batch: torch.Tensor) -> torch.Tensor:
-        return gaussian_blur(detector.anomaly_map(batch)[:, None].float(), local.sigma)[:, 0]
-
-    return batched(smoothed, x, batch_size, device)
+    return batched(lambda batch: smooth_maps(detector.anomaly_map(batch), local), x, batch_size, device)

@@ -100,30 +100,26 @@ class SelfSupervisedKNN(Detector):
         s = self.config.shift
         return F.pad(x, (s, s, s, s), mode="reflect")[..., s - dy:s - dy + self.side, s - dx:s - dx + self.side]
 
-    def rotated(self, x: torch.Tensor) -> torch.Tensor:
-        """Every rotation of a batch, rotation-major."""
-        quarter = 4 // self.config.rotations
-        return torch.cat([torch.rot90(x, r * quarter, dims=(-2, -1)) if r else x for r in range(self.config.rotations)])
-
     def task(self, x: torch.Tensor, random_shift: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """The transformed images of a batch and their labels (rotation, y-shift, x-shift), N*rotations rows."""
+        """The transformed images of a batch and their labels (rotation, y-shift, x-shift), N*rotations rows,
+        rotation-major; ``random_shift``: each copy moved by its own random shift (else none)."""
         x = self.square(x)
         n, n_rot = len(x), self.config.rotations
         labels = torch.zeros(n * n_rot, 3, dtype=torch.long, device=x.device)
         labels[:, 0] = torch.arange(n_rot, device=x.device).repeat_interleave(n)
+        copies = x.repeat(n_rot, 1, 1, 1)
         if self.config.shift and random_shift:
-            x = x.repeat(n_rot, 1, 1, 1)
             labels[:, 1:] = torch.randint(0, 3, (n * n_rot, 2), device=x.device)
-            out = x.clone()
+            moved = copies.clone()
             for iy, dy in enumerate(self.shifts):  # 9 whole-batch shifts, each image takes its own
                 for ix, dx in enumerate(self.shifts):
                     pick = (labels[:, 1] == iy) & (labels[:, 2] == ix)
                     if (iy or ix) and bool(pick.any()):
-                        out[pick] = self.shifted(x[pick], dy, dx)
-            quarter = 4 // n_rot
-            rotated = [torch.rot90(out[r * n:(r + 1) * n], r * quarter, dims=(-2, -1)) for r in range(n_rot)]
-            return torch.cat(rotated), labels
-        return self.rotated(x), labels
+                        moved[pick] = self.shifted(copies[pick], dy, dx)
+            copies = moved
+        quarter = 4 // n_rot  # rotations 2: 0 and 180 degrees
+        return torch.cat([torch.rot90(copies[r * n:(r + 1) * n], r * quarter, dims=(-2, -1))
+                          for r in range(n_rot)]), labels
 
     def head_logits(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         features = self.net(x)

@@ -13,7 +13,7 @@ from ..density import load_kde
 from ..io import read_npz, write_csv, write_npz
 from ..models import load_detector
 from ..runtime import resolve_device, seed_everything
-from ..scoring import anomaly_maps, score_components
+from ..scoring import score_with_maps
 from .common import log, read_prepared
 
 
@@ -29,12 +29,13 @@ def score(params: Params, prepared_dir: str | Path, model_path: str | Path, late
     for name in ("val", "test"):
         x, meta = read_prepared(prepared_dir, name)
         codes = torch.from_numpy(latents[name]) if kde is not None else None
-        comps = score_components(detector, x, kde, params.score.batch_size, device, codes, params.score.local)
+        keep = name == "test" and "mask" in meta and detector.has_maps  # the truth per pixel: keep the maps
+        comps, maps = score_with_maps(detector, x, kde, params.score.batch_size, device, codes, params.score.local,
+                                      keep_maps=keep)
         frame = pd.DataFrame({"index": np.arange(len(x)), "y": meta["y"], "label": meta["label"],
                               "kind": meta["kind"], **{k: v.double().numpy() for k, v in comps.items()}})
         write_csv(Path(out_dir) / f"{name}.csv", frame)
         log(f"score: {name}: {len(frame)} images, components {', '.join(comps)}")
-        if name == "test" and "mask" in meta and detector.has_maps:  # the truth per pixel: keep the maps
-            maps = anomaly_maps(detector, x, params.score.batch_size, device, params.score.local)
+        if keep:
             write_npz(Path(out_dir) / "maps.npz", map=maps.numpy().astype(np.float16), mask=meta["mask"])
             log(f"score: test: anomaly maps {tuple(maps.shape[1:])} with the true masks in maps.npz")
