@@ -51,7 +51,8 @@ def test_detectors_without_maps_have_no_local_components():
         assert not REGISTRY[name].has_maps and "local_max" not in REGISTRY[name].components(kde=True)
 
 
-def test_patch_knn_finds_and_locates_a_small_dot(tmp_path, tiny_params, pattern_splits):
+@pytest.mark.parametrize("gallery", [0, 5])  # a global patch memory; aligned against the 5 nearest images
+def test_patch_knn_finds_and_locates_a_small_dot(tmp_path, tiny_params, pattern_splits, gallery):
     from oddpix.data.corruptions import dot
     from oddpix.models import FitData, load_detector, save_detector
     from oddpix.preprocess import Preprocessor
@@ -66,11 +67,17 @@ def test_patch_knn_finds_and_locates_a_small_dot(tmp_path, tiny_params, pattern_
     dotted = dot(normal[::2], np.random.default_rng(1), dot_radius=(1.5, 2.0))
     x = prep.transform(np.concatenate([normal[1::2], dotted]))
     y = np.r_[np.zeros(len(normal[1::2])), np.ones(len(dotted))]
-    det = build_detector("patch_knn", tiny_params().models["patch_knn"], (1, 28, 28))
+    config = tiny_params(models={"patch_knn": {"memory": 5000, "gallery": gallery, "max_images": 60}}).models["patch_knn"]
+    det = build_detector("patch_knn", config, (1, 28, 28))
     logs = []
     det.fit(FitData(train, prep.transform(pattern_splits["val"].x)),
             FitContext(torch.device("cpu"), seed_everything(0), log=logs.append))
-    assert len(det.bank) == 5000 and logs[0].startswith("patch_knn: remembering 5000 patches of 5x5")
+    if gallery:
+        assert len(train) > 60 and det.bank.shape == (60, 28 * 28)
+        assert logs[0].startswith("patch_knn: remembering 60 training images; each test image is compared with "
+                                  "its 5 nearest")
+    else:
+        assert len(det.bank) == 5000 and logs[0].startswith("patch_knn: remembering 5000 patches of 5x5")
     comps = score_components(det, x, local=LocalConfig(sigma=1.0, topk=4))
     assert roc_auc_score(y, comps["patch_max"]) > 0.9 and roc_auc_score(y, comps["local_max"]) > 0.9
     # the map peaks where the dot was drawn

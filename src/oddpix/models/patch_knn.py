@@ -9,6 +9,14 @@ interpolated to the image size, are the anomaly map. An image is as anomalous as
 spot that a whole-image distance averages away decides the score here. No network, no pretrained
 features: raw pixels (optionally Gaussian-``blur``red first), from scratch.
 
+``gallery: G > 0`` switches to aligned comparison, for centred images (digits, garments, cells) where the
+same place should look alike (SPADE, Cohen & Hoshen 2020, here on raw pixels): the memory is up to
+``max_images`` whole training images; each test image is compared only with its ``G`` nearest of them
+(Euclidean distance after a Gaussian blur of 1 pixel, as the ``knn`` detector), and the map at a pixel is
+the smallest distance between the ``patch`` x ``patch`` window around it and the same window in one of
+those ``G`` images, shifted by up to ``shift`` pixels. A dot on a digit's background is in none of its
+nearest digits; a stroke that is merely a little thicker or displaced is.
+
 Cost: queries x memory x patch^2 x channels multiply-adds per image set; the defaults (5 x 5 patches at
 stride 2, 10,000 remembered) score the 10,000 Fashion-MNIST test images in well under a minute on two
 CPU cores (benchmarks/patch_knn.py measures it).
@@ -37,6 +45,12 @@ class PatchKNNConfig:
     k: int = num(1, ge=1)
     blur: float = num(0.0, ge=0.0)           # Gaussian std applied to the images first (0: raw pixels)
     block: int = num(64, ge=1)               # images whose patches are cut at once
+    gallery: int = num(0, ge=0)              # > 0: aligned, against this many nearest training images
+    shift: int = num(1, ge=0, le=8)          # gallery: search up to this many pixels around the same place
+    max_images: int = num(20000, ge=1)       # gallery: training images remembered (random subset, by seed)
+
+
+GALLERY_BLUR = 1.0  # sigma of the blur the gallery's nearest images are found with (the knn detector's default)
 
 
 class PatchKNN(Detector):
@@ -64,8 +78,11 @@ class PatchKNN(Detector):
         return F.unfold(x, self.config.patch, stride=stride).transpose(1, 2)
 
     def fit(self, data: FitData, ctx: FitContext) -> list[dict]:
-        """Remember a seeded random subset of the training images' patches (drawn without extracting all)."""
+        """Remember a seeded random subset of the training images' patches (drawn without extracting all), or,
+        with a ``gallery``, of the training images themselves."""
         self.to(ctx.device)
+        if self.config.gallery:
+            return self._fit_gallery(data, ctx)
         x, stride = data.train_x, self.config.memory_stride
         c, h, w = self.input_shape
         per_image = ((h - self.config.patch) // stride + 1) * ((w - self.config.patch) // stride + 1)
@@ -88,6 +105,42 @@ class PatchKNN(Detector):
         ctx.log(f"patch_knn: remembering {len(self.bank)} patches of {self.config.patch}x{self.config.patch} "
                 f"from {len(data.train_x)} training images")
         return [row]
+
+    def _fit_gallery(self, data: FitData, ctx: FitContext) -> list[dict]:
+        x = data.train_x
+        if len(x) < self.config.gallery:
+            raise OddpixError(f"models.patch_knn.gallery: {self.config.gallery} nearest images but only {len(x)} "
+                              "training images")
+        if len(x) > self.config.max_images:
+            x = x[torch.randperm(len(x), generator=ctx.generator)[: self.config.max_images].sort().values]
+        self.bank = x.float().flatten(1).to(ctx.device).contiguous()
+        ctx.log(f"patch_knn: remembering {len(self.bank)} training images; each test image is compared with its "
+                f"{self.config.gallery} nearest, {self.config.patch}x{self.config.patch} windows shifted by up to "
+                f"{self.config.shift} px")
+        return [{"epoch": 1, "loss": 0.0, "n_memory": float(len(self.bank))}]
+
+    def gallery_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """N x H x W: at each pixel the smallest distance between the window around it and the same window,
+        shifted by up to ``shift`` pixels, in one of the image's ``gallery`` nearest training images."""
+        c, h, w = self.input_shape
+        p, r = self.config.patch, self.config.shift
+        memory = self.bank.view(-1, c, h, w)
+        blurred = gaussian_blur(memory, GALLERY_BLUR).flatten(1)
+        out = []
+        for start in range(0, len(x), self.config.block):
+            q = x[start:start + self.config.block].float()
+            near = torch.cdist(gaussian_blur(q, GALLERY_BLUR).flatten(1), blurred)
+            near = near.topk(self.config.gallery, dim=1, largest=False).indices  # B x G
+            padded = F.pad(memory[near.flatten()], (r, r, r, r))  # (B G) x C x H+2r x W+2r
+            best = None
+            for dy in range(2 * r + 1):
+                for dx in range(2 * r + 1):
+                    diff = padded[:, :, dy:dy + h, dx:dx + w].unflatten(0, near.shape) - q[:, None]
+                    window = F.avg_pool2d(diff.pow(2).sum(2), p, 1, p // 2, count_include_pad=False)[..., :h, :w]
+                    nearest = window.min(1).values
+                    best = nearest if best is None else torch.minimum(best, nearest)
+            out.append((best * p * p).sqrt())  # the window's Euclidean distance, as a patch distance
+        return torch.cat(out)
 
     def patch_scores(self, x: torch.Tensor) -> torch.Tensor:
         """N x Hq x Wq grid of each scored patch's distance to its k-th nearest remembered patch."""
@@ -113,6 +166,9 @@ class PatchKNN(Detector):
 
     @torch.no_grad()
     def score_and_map(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        if self.config.gallery:
+            maps = self.gallery_maps(x)
+            return {"patch_max": maps.flatten(1).max(1).values}, maps
         grid = self.patch_scores(x)
         return {"patch_max": grid.flatten(1).max(1).values}, self._to_map(grid)
 
