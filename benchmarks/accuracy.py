@@ -39,31 +39,14 @@ from pathlib import Path
 import click
 import yaml
 
-from oddpix import pipeline
-from oddpix.config import parse_params
 from oddpix.leaderboard import parse_classes
 from oddpix.metrics import metric_key
-
-
-def set_key(raw: dict, dotted: str, value) -> None:
-    node = raw
-    *parents, last = dotted.split(".")
-    for key in parents:
-        node = node.setdefault(key, {})
-    node[last] = value
+from oddpix.sweep import run_stages, set_key  # noqa: F401 (set_key: benchmarks/local.py)
 
 
 def run_one(raw: dict, root: Path) -> tuple[dict, float]:
-    params = parse_params(raw)
     start = time.perf_counter()
-    pipeline.download(params, root / "raw", root / "cache")
-    pipeline.split(params, root / "raw", root / "split", root / "split.json")
-    pipeline.preprocess(params, root / "split", root / "prepared")
-    pipeline.train(params, root / "prepared", root / "model.pt", root / "history.csv", root / "train.json")
-    pipeline.encode(params, root / "prepared", root / "model.pt", root / "latents.npz", root / "kde.pt")
-    pipeline.score(params, root / "prepared", root / "model.pt", root / "latents.npz", root / "kde.pt", root / "scores")
-    pipeline.threshold(params, root / "scores", root / "threshold.json")
-    metrics = pipeline.evaluate(params, root / "scores", root / "threshold.json", root / "metrics.json", root / "curves")
+    metrics = run_stages(raw, root)
     train_report = json.loads((root / "train.json").read_text())
     return {**metrics, "train": train_report}, time.perf_counter() - start
 

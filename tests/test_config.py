@@ -21,12 +21,23 @@ def test_defaults_fill_missing_keys():
     assert params.models["ae"].hidden == [512, 128]
 
 
+def test_numbers_yaml_reads_as_strings_are_numbers():
+    import yaml
+
+    raw = yaml.safe_load("models:\n  cae:\n    lr: 1e-3\n    weight_decay: 5E-4\n")
+    assert raw["models"]["cae"]["lr"] == "1e-3"  # YAML 1.1: no dot in the mantissa, so a string
+    params = parse_params(raw)
+    assert params.models["cae"].lr == 1e-3 and params.models["cae"].weight_decay == 5e-4
+
+
 @pytest.mark.parametrize("raw, message", [
     ({"model": "vea"}, "params: model: unknown model 'vea' (did you mean 'vae'?); valid choices: cae, ae, vae, "
                       "ae_kde, aae, deep_svdd, ganomaly, gan_mse, cnn, knn, geom, ssl, patch_knn"),
     ({"models": {"cae": {"lerning_rate": 0.1}}}, "params: models.cae.lerning_rate: unknown key"),
     ({"models": {"cae": {"lr": -1}}}, "params: models.cae.lr: -1.0 is out of range; it must be > 0.0"),
     ({"models": {"cae": {"epochs": 2.5}}}, "params: models.cae.epochs: expected an integer, got 2.5"),
+    ({"models": {"cae": {"lr": "fast"}}}, "params: models.cae.lr: expected a number, got 'fast'"),
+    ({"models": {"cae": {"lr": float("nan")}}}, "params: models.cae.lr: nan is not a finite number"),
     ({"models": {"cea": {}}}, "params: models.cea: unknown model (did you mean 'cae'?); valid choices: cae, ae, vae"),
     ({"threshold": {"rule": "zscor"}}, "params: threshold.rule: 'zscor' is not a valid choice (did you mean "
                                        "'zscore'?); valid choices: zscore, percentile"),

@@ -91,38 +91,45 @@ def textures(out_dir, n, size, defect_share, seed):
 @main.command()
 @click.option("--models", default="knn,cae,ae", show_default=True, help="comma-separated detectors (knn: the baseline)")
 @click.option("--classes", default="0-9", show_default=True, help="normal classes: 0-9, 0,3,5 ...")
-@click.option("--dataset", default=None, help="dataset (default: data.dataset of params.yaml)")
-@click.option("-S", "--set", "extra", multiple=True, help="extra `dvc exp run -S` settings for every run")
+@click.option("--dataset", default=None, help="dataset, or several comma-separated (default: data.dataset of params.yaml)")
+@click.option("--seeds", default=1, show_default=True, type=int, help="seeds per cell: seed, seed+1, ... of params.yaml")
+@click.option("-S", "--set", "extra", multiple=True, help="extra params for every run, key=value (as `dvc exp run -S`)")
 @click.option("--metric", default="auroc", show_default=True)
+@click.option("--engine", type=click.Choice(["dvc", "ray", "local"]), default="dvc", show_default=True,
+              help="dvc: named DVC experiments; ray: Ray tasks (local Ray or --address); local: in this process")
+@click.option("--address", default=None, help="ray: join this Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
+@click.option("--cpus-per-cell", default=1.0, show_default=True, type=click.FloatRange(min=0.0),
+              help="ray: CPUs (and torch threads) per cell")
+@click.option("--gpus-per-cell", default=0.0, show_default=True, type=click.FloatRange(min=0.0),
+              help="ray: GPUs per cell (0.25 packs four cells on one GPU)")
+@click.option("--reports", default="reports/sweep", show_default=True, help="one JSON per cell, for resuming")
 @click.option("--out", default="reports/leaderboard", show_default=True)
-@click.option("--dry-run", is_flag=True, help="print the dvc commands without running them")
-def leaderboard(models, classes, dataset, extra, metric, out, dry_run):
-    """Run every detector over every normal class as DVC experiments and write one leaderboard.
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def leaderboard(models, classes, dataset, seeds, extra, metric, engine, address, cpus_per_cell, gpus_per_cell,
+                reports, out, quiet):
+    """Run every detector over every normal class (and seed) and write one leaderboard per dataset.
 
-    Finished experiments of the current commit are reused: a second call only runs what is missing.
+    Every cell's result is a JSON under --reports; a cell already finished with the same params and code
+    is not run again, so an interrupted sweep resumes. The exit status is 1 when some cell failed.
     """
     from . import leaderboard as lb
-    from .config import load_params
+    from .config import read_raw_params
 
     try:
-        params = load_params("params.yaml")
-        names = [m.strip() for m in models.split(",") if m.strip()]
-        unknown = [m for m in names if m not in params.models]
-        if unknown:
-            raise OddpixError(f"--models: unknown model {unknown[0]!r}; valid choices: {', '.join(params.models)}")
-        dataset = dataset or params.data.dataset
-        cells = lb.sweep(names, lb.parse_classes(classes), dataset, extra, dry_run=dry_run,
-                         log=lambda m: click.echo(m, err=True))
-        if dry_run:
-            return
-        frame = lb.table(cells, lb.finished_experiments(), metric)
-        title = f"{dataset}: one class normal" + (f" ({', '.join(extra)})" if extra else "")
-        lb.write_report(frame, out, metric, title)
+        base = read_raw_params("params.yaml")
+        datasets = [d.strip() for d in (dataset or "").split(",") if d.strip()]  # none: params.yaml's
+        request = lb.Request([m.strip() for m in models.split(",") if m.strip()], lb.parse_classes(classes),
+                             datasets, seeds, tuple(extra), metric)
+        text, failed = lb.run(request, base, engine, reports, out, log=lambda m: click.echo(m, err=True),
+                              address=address, cpus_per_cell=cpus_per_cell, gpus_per_cell=gpus_per_cell,
+                              progress=not quiet)
     except OddpixError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    click.echo(lb.markdown(frame, metric, title))
-    click.echo(f"written: {out}/leaderboard.md, leaderboard.csv, leaderboard.png", err=True)
+    click.echo(text)
+    if failed:
+        click.echo(f"error: {len(failed)} cell(s) failed:\n" + "\n".join(f"  {f}" for f in failed), err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -107,6 +107,11 @@ def _check_cross_section(params: Params) -> Params:
 
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate ``params.yaml``."""
+    return parse_params(read_raw_params(path))
+
+
+def read_raw_params(path: str | Path = "params.yaml") -> dict:
+    """``params.yaml`` as the mapping YAML reads (not yet validated)."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -116,7 +121,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"params: {path} is not valid YAML: {exc}") from None
-    return parse_params(raw or {})
+    return raw or {}
 
 
 class ParamsView:

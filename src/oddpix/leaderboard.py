@@ -1,28 +1,27 @@
-"""Every detector over every normal class: DVC experiments, one leaderboard.
+"""One leaderboard from a sweep's cells: per dataset, detector x normal class, mean and std over seeds.
 
-Each (detector, class) pair is one DVC experiment of the current commit, named
-``lb-<dataset>-<model>-c<class>[-<hash of extra -S settings>]`` and run with
-``dvc exp run --temp -n NAME -S model=... -S data.normal_classes=[...]`` (outside the workspace, so the
-workspace's params and outputs are left alone). An experiment of that name that already exists for the
-current commit is reused, so running the sweep again only runs what is missing; after a new commit
-(changed code or params) everything runs again, as it should. The results are read back with
-``dvc exp show --json`` and written as a Markdown table (detector x class, and the mean), a CSV and a PNG
-bar chart.
+The sweep itself (which cells run, where, and their JSON records under reports/) is :mod:`oddpix.sweep`;
+this module validates the request, talks to DVC for the ``dvc`` engine, and turns records into the
+Markdown table, the CSV and the PNG chart, with a paired Wilcoxon test of the best detector against the
+second (over every (class, seed) pair both finished).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import subprocess
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .errors import OddpixError
 from .io import write_csv, write_text
+
+if TYPE_CHECKING:
+    from .config import Params
+
+METRICS = ("auroc", "auprc", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "pixel_auroc", "pro")
 
 
 def parse_classes(text: str) -> list[int]:
@@ -42,97 +41,132 @@ def parse_classes(text: str) -> list[int]:
     return sorted(out)
 
 
-def experiment_name(dataset: str, model: str, cls: int, extra: Sequence[str] = ()) -> str:
-    suffix = ""
-    if extra:
-        suffix = "-" + hashlib.sha1("\n".join(sorted(extra)).encode()).hexdigest()[:6]
-    return f"lb-{dataset.replace('_', '-')}-{model}-c{cls}{suffix}"
+def check_classes(dataset: str, classes: Sequence[int]) -> None:
+    """Every class must exist in ``dataset`` (IDX datasets; an image folder's classes are its sub-folders)."""
+    from .data.sources import DATASETS
+
+    if dataset not in DATASETS:
+        return
+    info = DATASETS[dataset]
+    valid = range(info.label_offset, info.label_offset + info.n_classes)
+    wrong = [c for c in classes if c not in valid]
+    if wrong:
+        raise OddpixError(f"--classes: {dataset} has no class {wrong[0]}; valid classes: {valid.start}-{valid.stop - 1}")
 
 
-def _dvc(args: list[str], capture: bool = True) -> str:
-    try:
-        proc = subprocess.run(["dvc", *args], capture_output=capture, text=True)
-    except FileNotFoundError:
-        raise OddpixError("`dvc` is not on PATH; activate the project's environment (source .venv/bin/activate)") from None
-    if proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout or "").strip().splitlines()[-1:] if capture else []
-        raise OddpixError(f"`dvc {' '.join(args)}` failed" + (f": {detail[0]}" if detail else ""))
-    return proc.stdout if capture else ""
+def check_metric(metric: str, models: Sequence[str]) -> None:
+    """``metric`` must be one metrics.json has for these detectors: the fixed metrics or auroc_<component>."""
+    from .models import REGISTRY
+    from .metrics import metric_key
+
+    components = {f"auroc_{metric_key(c)}" for m in models if m in REGISTRY for c in REGISTRY[m].components(kde=True)}
+    if metric not in METRICS and metric not in components:
+        raise OddpixError(f"--metric: {metric!r} is not a metric of these detectors; valid choices: "
+                          f"{', '.join([*METRICS, *sorted(components)])}")
 
 
-def finished_experiments(show_json: str | None = None) -> dict[str, dict]:
-    """Name -> flat metrics of metrics/metrics.json for the experiments of the current commit."""
-    data = json.loads(show_json if show_json is not None else _dvc(["exp", "show", "--json"]))
-    out: dict[str, dict] = {}
-    for commit in data:
-        if commit.get("rev") == "workspace":
-            continue
-        for exp in commit.get("experiments") or []:
-            for rev in exp.get("revs") or []:
-                name = rev.get("name") or exp.get("name")
-                metrics = (((rev.get("data") or {}).get("metrics") or {}).get("metrics/metrics.json") or {}).get("data")
-                if name and metrics and not rev.get("error"):
-                    out[name] = metrics
-        break  # only the baseline commit (HEAD): results of older code do not count
-    return out
+def results(records: Iterable[dict], metric: str = "auroc") -> pd.DataFrame:
+    """One row per cell: dataset, detector, class, seed and ``metric`` (NaN where the cell failed)."""
+    rows = []
+    for r in records:
+        cell = r["cell"]
+        value = (r.get("metrics") or {}).get(metric) if r.get("status") == "ok" else None
+        rows.append({"dataset": cell["dataset"], "detector": cell["model"], "class": cell["cls"],
+                     "seed": cell["seed"], "value": float(value) if isinstance(value, (int, float)) else np.nan})
+    return pd.DataFrame(rows, columns=["dataset", "detector", "class", "seed", "value"])
 
 
-def sweep(models: Sequence[str], classes: Sequence[int], dataset: str, extra: Sequence[str] = (),
-          dry_run: bool = False, log: Callable[[str], None] = print) -> list[tuple[str, int, str]]:
-    """Run the missing experiments; returns (model, class, name) for every cell of the table."""
-    cells = [(m, c, experiment_name(dataset, m, c, extra)) for m in models for c in classes]
-    done = finished_experiments()
-    todo = [cell for cell in cells if cell[2] not in done]
-    log(f"leaderboard: {len(cells)} runs, {len(cells) - len(todo)} finished already, {len(todo)} to run")
-    for i, (model, cls, name) in enumerate(todo, 1):
-        args = ["exp", "run", "--temp", "-n", name, "-S", f"model={model}", "-S", f"data.dataset={dataset}",
-                "-S", f"data.normal_classes=[{cls}]"]
-        for setting in extra:
-            args += ["-S", setting]
-        log(f"[{i}/{len(todo)}] dvc " + " ".join(args))
-        if not dry_run:
-            _dvc(args, capture=False)
-    return cells
+@dataclass
+class Board:
+    mean: pd.DataFrame   # detector x class, plus `mean` (over classes): mean over seeds
+    std: pd.DataFrame    # the same cells' std over seeds (the `mean` column: std of the per-seed class means)
+    seeds: int
+    significance: Optional[dict]
 
 
-def table(cells: Iterable[tuple[str, int, str]], results: dict[str, dict], metric: str = "auroc") -> pd.DataFrame:
-    """Detector x class of ``metric``, plus the mean over classes (NaN where a run is missing)."""
-    rows: dict[str, dict] = {}
-    for model, cls, name in cells:
-        value = results.get(name, {}).get(metric)
-        rows.setdefault(model, {})[cls] = float(value) if value is not None else np.nan
-    frame = pd.DataFrame.from_dict(rows, orient="index")
-    frame = frame[sorted(frame.columns)]
-    frame["mean"] = frame.mean(axis=1, skipna=False)
-    frame.index.name = "detector"
-    return frame.sort_values("mean", ascending=False, na_position="last")
+def board(frame: pd.DataFrame) -> Board:
+    """The leaderboard of one dataset's results (:func:`results`), best mean first."""
+    if frame.empty:
+        raise OddpixError("leaderboard: no results to tabulate")
+    per_class = frame.pivot_table(index="detector", columns="class", values="value", aggfunc="mean", dropna=False)
+    std = frame.pivot_table(index="detector", columns="class", values="value", aggfunc=_std, dropna=False)
+    by_seed = frame.pivot_table(index=["detector", "seed"], columns="class", values="value", dropna=False)
+    seed_means = by_seed.mean(axis=1, skipna=False).unstack("seed")
+    mean = per_class.reindex(columns=sorted(per_class.columns))
+    mean["mean"] = mean.mean(axis=1, skipna=False).where(seed_means.notna().all(axis=1))
+    std = std.reindex(index=mean.index, columns=sorted(per_class.columns))
+    std["mean"] = seed_means.apply(lambda row: _std(row.to_numpy()), axis=1)
+    order = mean.sort_values("mean", ascending=False, na_position="last").index
+    mean, std = mean.loc[order], std.loc[order]
+    mean.index.name = std.index.name = "detector"
+    return Board(mean, std, int(frame["seed"].nunique()), significance(frame, list(order)))
 
 
-def markdown(frame: pd.DataFrame, metric: str, title: str) -> str:
-    cols = list(frame.columns)
-    head = "| detector | " + " | ".join(str(c) for c in cols) + " |"
-    sep = "|---|" + "---:|" * len(cols)
-    lines = [f"# {title}", "", f"{metric}, one class normal, the rest anomalous; `mean` over the classes.", "",
-             head, sep]
-    for name, row in frame.iterrows():
-        cells = ["—" if np.isnan(v) else f"{v:.3f}" for v in row.to_numpy(dtype=float)]
+def _std(values) -> float:
+    v = np.asarray(values, dtype=float)
+    return float(np.std(v, ddof=1)) if len(v) > 1 and np.isfinite(v).all() else (0.0 if len(v) == 1 else np.nan)
+
+
+def significance(frame: pd.DataFrame, order: Sequence[str]) -> Optional[dict]:
+    """Paired one-sided Wilcoxon signed-rank test: is the best detector ahead of the second over the
+    (class, seed) pairs both finished?"""
+    if len(order) < 2:
+        return None
+    from scipy.stats import wilcoxon
+
+    best, second = order[0], order[1]
+    wide = frame.pivot_table(index=["class", "seed"], columns="detector", values="value")
+    if best not in wide or second not in wide:
+        return None
+    pairs = wide[[best, second]].dropna()
+    diff = (pairs[best] - pairs[second]).to_numpy()
+    out = {"best": best, "second": second, "pairs": int(len(diff)), "mean_difference": float(diff.mean()) if len(diff) else np.nan}
+    if len(diff) == 0 or not np.any(diff):
+        return {**out, "p_value": 1.0, "significant": False}
+    p = float(wilcoxon(diff, alternative="greater").pvalue)
+    return {**out, "p_value": p, "significant": bool(p < 0.05)}
+
+
+def _fmt(mean: float, std: float, seeds: int) -> str:
+    if not np.isfinite(mean):
+        return "—"
+    return f"{mean:.3f} ± {std:.3f}" if seeds > 1 and np.isfinite(std) else f"{mean:.3f}"
+
+
+def markdown(b: Board, metric: str, title: str, failed: Sequence[str] = ()) -> str:
+    cols = list(b.mean.columns)
+    seeds = f"mean ± std over {b.seeds} seeds" if b.seeds > 1 else "one seed"
+    lines = [f"# {title}", "", f"{metric}, one class normal, the rest anomalous ({seeds}); `mean` over the classes.",
+             "", "| detector | " + " | ".join(str(c) for c in cols) + " |", "|---|" + "---:|" * len(cols)]
+    for name in b.mean.index:
+        cells = [_fmt(b.mean.loc[name, c], b.std.loc[name, c], b.seeds) for c in cols]
         cells[-1] = f"**{cells[-1]}**"
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    s = b.significance
+    if s:
+        verdict = "significant" if s["significant"] else "not significant"
+        lines += ["", f"Best: {s['best']}, ahead of {s['second']} by {s['mean_difference']:+.4f} on average; paired "
+                      f"one-sided Wilcoxon test over {s['pairs']} (class, seed) pairs: p = {s['p_value']:.3g} "
+                      f"({verdict} at 0.05)."]
+    if failed:
+        lines += ["", f"Failed cells ({len(failed)}; their JSON under reports/ holds the error):", "",
+                  *[f"- {f}" for f in failed]]
     return "\n".join(lines) + "\n"
 
 
-def bar_chart(frame: pd.DataFrame, metric: str, title: str):
+def bar_chart(b: Board, metric: str, title: str):
     from .plots import pyplot
 
     plt = pyplot()
-    classes = [c for c in frame.columns if c != "mean"]
-    labels = [str(c) for c in classes] + ["mean"]
+    frame, std = b.mean, b.std
+    labels = [str(c) for c in frame.columns]
     x = np.arange(len(labels))
     width = 0.8 / max(len(frame), 1)
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(labels) + 2), 4))
-    for i, (name, row) in enumerate(frame.iterrows()):
-        ax.bar(x + (i - (len(frame) - 1) / 2) * width, row[classes + ["mean"]].to_numpy(dtype=float), width,
-               label=str(name))
+    for i, name in enumerate(frame.index):
+        err = std.loc[name].to_numpy(dtype=float) if b.seeds > 1 else None
+        ax.bar(x + (i - (len(frame) - 1) / 2) * width, frame.loc[name].to_numpy(dtype=float), width,
+               yerr=err, capsize=2, label=str(name))
     ax.set_xticks(x, labels)
     ax.set_xlabel("normal class")
     ax.set_ylabel(metric)
@@ -145,10 +179,66 @@ def bar_chart(frame: pd.DataFrame, metric: str, title: str):
     return fig
 
 
-def write_report(frame: pd.DataFrame, out_dir: str | Path, metric: str, title: str) -> None:
+def csv_frame(b: Board) -> pd.DataFrame:
+    out = b.mean.copy()
+    for col in b.mean.columns:
+        out[f"{col}_std"] = b.std[col]
+    return out.reset_index()
+
+
+def write_report(b: Board, out_dir: str | Path, metric: str, title: str, failed: Sequence[str] = ()) -> str:
+    """leaderboard.md, leaderboard.csv and leaderboard.png in ``out_dir``; returns the Markdown."""
     out_dir = Path(out_dir)
-    write_text(out_dir / "leaderboard.md", markdown(frame, metric, title))
-    write_csv(out_dir / "leaderboard.csv", frame.reset_index())
+    text = markdown(b, metric, title, failed)
+    write_text(out_dir / "leaderboard.md", text)
+    write_csv(out_dir / "leaderboard.csv", csv_frame(b))
     from .plots import save_figure
 
-    save_figure(bar_chart(frame, metric, title), out_dir / "leaderboard.png")
+    save_figure(bar_chart(b, metric, title), out_dir / "leaderboard.png")
+    return text
+
+
+@dataclass
+class Request:
+    models: list[str]
+    classes: list[int]
+    datasets: list[str]
+    seeds: int = 1
+    settings: tuple[str, ...] = ()
+    metric: str = "auroc"
+
+
+def validate(request: Request, base: "Params") -> None:
+    """Everything checkable before a single run: detectors, classes, metric, seeds."""
+    unknown = [m for m in request.models if m not in base.models]
+    if unknown or not request.models:
+        raise OddpixError(f"--models: unknown model {(unknown or [''])[0]!r}; valid choices: {', '.join(base.models)}")
+    for dataset in request.datasets:
+        check_classes(dataset, request.classes)
+    check_metric(request.metric, request.models)
+    if request.seeds < 1:
+        raise OddpixError(f"--seeds: {request.seeds}; it must be at least 1")
+
+
+def run(request: Request, base_raw: dict, engine: str, reports: str | Path, out: str | Path,
+        log=print, **engine_options) -> tuple[str, list[str]]:
+    """Validate, run the sweep (every dataset), write one leaderboard per dataset; returns the Markdown of
+    every leaderboard and the failed cells (their names and errors)."""
+    from .config import parse_params
+    from .sweep import cells_of, run_sweep
+
+    base = parse_params(base_raw)
+    request.datasets = request.datasets or [base.data.dataset]
+    validate(request, base)
+    seeds = [base.seed + i for i in range(request.seeds)]
+    cells = [c for d in request.datasets for c in cells_of(d, request.models, request.classes, seeds, request.settings)]
+    result = run_sweep(base_raw, cells, reports, engine, log=log, **engine_options)
+    texts = []
+    for dataset in request.datasets:
+        records = [r for c, r in result.records.items() if c.dataset == dataset]
+        failed = [f"{c}: {r.get('error')}" for c, r in result.records.items() if c.dataset == dataset and r.get("status") != "ok"]
+        where = Path(out) if len(request.datasets) == 1 else Path(out) / dataset
+        title = f"{dataset}: one class normal" + (f" ({', '.join(request.settings)})" if request.settings else "")
+        texts.append(write_report(board(results(records, request.metric)), where, request.metric, title, failed))
+        log(f"written: {where}/leaderboard.md, leaderboard.csv, leaderboard.png")
+    return "\n".join(texts), [f"{c}: {r.get('error')}" for c in result.failed for r in [result.records[c]]]

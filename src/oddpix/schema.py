@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
 from dataclasses import field
@@ -101,6 +103,9 @@ def _convert_union(tp: Any, value: Any, path: str, meta: Mapping[str, Any]) -> A
     fail(path, f"{value!r} is not valid; expected {_type_name(tp)}")
 
 
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _convert_scalar(tp: Any, value: Any, path: str, meta: Mapping[str, Any]) -> Any:
     if tp is bool:
         if not isinstance(value, bool):
@@ -112,8 +117,12 @@ def _convert_scalar(tp: Any, value: Any, path: str, meta: Mapping[str, Any]) -> 
         _check_bounds(value, meta, path)
         return value
     if tp is float:
+        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-3 (no dot in the mantissa) as a string
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             fail(path, f"expected a number, got {value!r}")
+        if not math.isfinite(value):
+            fail(path, f"{value!r} is not a finite number")
         _check_bounds(float(value), meta, path)
         return float(value)
     if tp is str:

@@ -1,0 +1,99 @@
+"""Sweep benchmark: the same sweep run one cell after another and with the ray engine, wall times and speed-up.
+
+Default: 12 cells (knn and ae, classes 0-2, 2 seeds) on Fashion-MNIST, real data (ODDPIX_DATA_MIRROR or a
+download), each engine into a fresh reports folder so nothing is reused:
+
+* ``local``: the cells one after another in this process, torch using every core (what a plain loop does);
+* ``ray``: a local Ray on this machine, one CPU (and one torch thread) per cell, as many cells at once as
+  there are cores.
+
+    python benchmarks/sweep.py                                   # writes benchmarks/sweep.md
+    python benchmarks/sweep.py --gpus-per-cell 1,0.25,0.125      # on a GPU machine: 1, 4 and 8 cells per GPU
+
+Rows are appended to --out (JSON lines) and the table in --table is rebuilt from all of them. Every row
+also says whether both engines gave the same AUROC for every cell.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+from oddpix.config import read_raw_params
+from oddpix.leaderboard import parse_classes
+from oddpix.sweep import cells_of, run_sweep
+
+
+def machine() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)}, {os.cpu_count()} CPU cores"
+    return f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
+
+
+def write_table(results: Path, table: Path) -> None:
+    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    lines = ["<!-- written by benchmarks/sweep.py from its results file; do not edit by hand -->", "",
+             "| sweep | engine | cells at once | wall s | cells/min | speed-up vs local | same AUROC as local | "
+             "machine |", "|---|---|---|---:|---:|---:|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['sweep']} | {r['engine']} | {r['parallel']} | {r['wall_s']:.1f} | "
+                     f"{r['cells_per_min']:.2f} | {r.get('speedup', 1.0):.2f}x | {r.get('same_auroc', '-')} | "
+                     f"{r['machine']} |")
+    table.write_text("\n".join(lines) + "\n")
+
+
+@click.command()
+@click.option("--dataset", default="fashion_mnist", show_default=True)
+@click.option("--models", default="knn,ae", show_default=True)
+@click.option("--classes", default="0-2", show_default=True)
+@click.option("--seeds", default=2, show_default=True)
+@click.option("--gpus-per-cell", default="", help="ray on a GPU: comma-separated GPU shares per cell, e.g. 1,0.25")
+@click.option("-S", "--set", "sets", multiple=True, help="extra params for every cell, key=value")
+@click.option("--out", default="benchmarks/sweep_results.jsonl", show_default=True)
+@click.option("--table", default="benchmarks/sweep.md", show_default=True)
+def main(dataset, models, classes, seeds, gpus_per_cell, sets, out, table):
+    import torch
+
+    base = read_raw_params("params.yaml")
+    cells = cells_of(dataset, models.split(","), parse_classes(classes), [42 + i for i in range(seeds)], sets)
+    name = f"{dataset} {models} classes {classes} x {seeds} seeds ({len(cells)} cells)" + (f" {' '.join(sets)}" if sets else "")
+    cores = os.cpu_count() or 1
+    runs = [("local", {}, f"1 ({torch.get_num_threads()} threads)")]
+    if gpus_per_cell:
+        runs += [("ray", {"gpus_per_cell": float(g)}, f"{round(1 / float(g))} per GPU") for g in gpus_per_cell.split(",")]
+    else:
+        runs += [("ray", {"cpus_per_cell": 1.0}, f"{cores} (1 thread each)")]
+    baseline = None
+    for engine, options, parallel in runs:
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            result = run_sweep(base, cells, Path(tmp) / "reports", engine, progress=False, **options)
+            wall = time.perf_counter() - start
+        failed = result.failed
+        aurocs = {str(c): r["metrics"]["auroc"] for c, r in result.records.items() if r["status"] == "ok"}
+        row = {"sweep": name, "engine": engine, "parallel": parallel, "wall_s": round(wall, 1),
+               "cells_per_min": len(cells) / wall * 60, "failed": len(failed), "machine": machine(), **options}
+        if baseline is None:
+            baseline = (wall, aurocs)
+        else:
+            row["speedup"] = round(baseline[0] / wall, 2)
+            row["same_auroc"] = "yes" if aurocs == baseline[1] else (
+                f"no: max diff {max(abs(aurocs[k] - baseline[1][k]) for k in aurocs if k in baseline[1]):.2e}")
+        print(f"RESULT {engine} {parallel}: {wall:.1f}s, {row['cells_per_min']:.2f} cells/min, failed {len(failed)}"
+              + (f", speed-up {row['speedup']}x, same AUROC: {row['same_auroc']}" if "speedup" in row else ""),
+              flush=True)
+        with open(out, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+    write_table(Path(out), Path(table))
+
+
+if __name__ == "__main__":
+    main()

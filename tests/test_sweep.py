@@ -1,0 +1,139 @@
+"""Sweeps on generated data: the ray engine on a local Ray with 2 workers, resuming, failing cells, and the
+same AUROC from every engine."""
+
+import copy
+import json
+
+import pytest
+
+from oddpix import leaderboard as lb
+from oddpix import sweep
+from oddpix.errors import OddpixError
+from tests.conftest import TINY_MODELS
+
+
+@pytest.fixture
+def base(mirror):
+    return {"device": "cpu", "models": copy.deepcopy(TINY_MODELS),
+            "data": {"mirror": str(mirror), "checksums": "mirror", "download": False}}
+
+
+def test_settings_cells_and_names():
+    raw = sweep.apply_settings({"data": {"dataset": "mnist"}}, ["data.normal_classes=[3]", "models.ae.lr=1e-3", "seed=7"])
+    assert raw == {"data": {"dataset": "mnist", "normal_classes": [3]}, "models": {"ae": {"lr": "1e-3"}}, "seed": 7}
+    from oddpix.config import parse_params
+
+    assert parse_params(raw).models["ae"].lr == 1e-3  # YAML 1.1 reads 1e-3 as a string; params accept it
+    with pytest.raises(OddpixError, match="expected key=value"):
+        sweep.apply_settings({}, ["models.ae.lr"])
+    cells = sweep.cells_of("mnist", ["knn", "ae"], [0, 1], [42, 43], ["models.ae.epochs=2"])
+    assert len(cells) == 8 and len(set(c.path("r") for c in cells)) == 8
+    cell = cells[0]
+    assert str(cell.path("reports")).startswith("reports/mnist/knn/c0-s42-") and cell.path("r").suffix == ".json"
+    assert cell.overrides()[:4] == ["model=knn", "data.dataset=mnist", "data.normal_classes=[0]", "seed=42"]
+    assert sweep.experiment_name("fashion_mnist", "cae", 3, (), 42) == "lb-fashion-mnist-cae-c3-s42"
+    assert sweep.experiment_name("mnist", "ae", 0, ["a=1"], 42) != sweep.experiment_name("mnist", "ae", 0, ["a=2"], 42)
+    assert len(sweep.code_version()) == 16 and sweep.code_version() == sweep.code_version()
+
+
+def test_ray_engine_runs_resumes_and_reports_a_failing_cell(tmp_path, base):
+    ray = pytest.importorskip("ray")
+    reports = tmp_path / "reports"
+    cells = sweep.cells_of("fashion_mnist", ["knn", "ae"], [0, 1], [42, 43])
+    crash = sweep.Cell("fashion_mnist", "knn", 0, 42, ("models.knn.k=100000",))  # fails inside fit
+    invalid = sweep.Cell("fashion_mnist", "knn", 1, 42, ("models.knn.k=-1",))    # fails validation
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # a local Ray with 2 workers
+    try:
+        first = sweep.run_sweep(base, [*cells, crash, invalid], reports, "ray", progress=False, log=lambda m: None)
+        assert first.ran == 9 and first.reused == 0
+        assert set(first.failed) == {crash, invalid}
+        ok = {c: r for c, r in first.records.items() if r["status"] == "ok"}
+        assert set(ok) == set(cells)
+        for cell, record in ok.items():
+            on_disk = json.loads(cell.path(reports).read_text())
+            assert on_disk["metrics"]["auroc"] == record["metrics"]["auroc"] > 0.8
+            assert on_disk["engine"] == "ray" and on_disk["device"] == "cpu" and on_disk["seconds"] > 0
+            assert on_disk["params"]["model"] == cell.model and on_disk["params"]["seed"] == cell.seed
+            assert {"python", "torch", "ray"} <= set(on_disk["versions"]) and on_disk["code_version"]
+        crashed = json.loads(crash.path(reports).read_text())
+        assert crashed["status"] == "failed" and "models.knn.k: 100000 neighbours" in crashed["error"]
+        assert crashed["log"]  # the cell's last output lines, for the post-mortem
+        assert "models.knn.k" in json.loads(invalid.path(reports).read_text())["error"]
+
+        # an interrupted sweep: three results never got written; the rerun runs those (and the failures) only
+        lost = cells[:3]
+        for cell in lost:
+            cell.path(reports).unlink()
+        kept = {c: c.path(reports).stat().st_mtime_ns for c in cells[3:]}
+        second = sweep.run_sweep(base, [*cells, crash, invalid], reports, "ray", progress=False, log=lambda m: None)
+        assert second.ran == 4 and second.reused == len(cells) - 3
+        assert all(c.path(reports).stat().st_mtime_ns == t for c, t in kept.items())
+        for cell in lost:  # same params, same seed: the same AUROC
+            assert second.records[cell]["metrics"]["auroc"] == first.records[cell]["metrics"]["auroc"]
+    finally:
+        ray.shutdown()
+
+    # the local engine (in this process) gives the same AUROC for the same cell
+    local = sweep.run_sweep(base, cells[:1], tmp_path / "local", "local", progress=False, log=lambda m: None)
+    assert local.records[cells[0]]["metrics"]["auroc"] == first.records[cells[0]]["metrics"]["auroc"]
+
+    # the leaderboard of those records: 2 detectors x 2 classes, mean +- std over the 2 seeds
+    frame = lb.results(second.records.values())
+    board = lb.board(frame[frame.detector.isin(["knn", "ae"])].dropna())
+    assert list(board.mean.columns) == [0, 1, "mean"] and board.seeds == 2
+
+
+def records(values: dict) -> list[dict]:
+    """Records as the sweep writes them, from {(model, class, seed): auroc or None (failed)}."""
+    out = []
+    for (model, cls, seed), auroc in values.items():
+        cell = {"dataset": "mnist", "model": model, "cls": cls, "seed": seed, "settings": []}
+        out.append({"cell": cell, "status": "ok" if auroc is not None else "failed",
+                    "metrics": {"auroc": auroc} if auroc is not None else None})
+    return out
+
+
+def test_board_mean_std_over_seeds_and_wilcoxon(tmp_path):
+    values = {}
+    for cls in range(5):
+        for seed in (1, 2):
+            values[("good", cls, seed)] = 0.90 + 0.01 * cls + 0.002 * seed
+            values[("worse", cls, seed)] = 0.85 + 0.01 * cls + 0.001 * seed
+    b = lb.board(lb.results(records(values)))
+    assert list(b.mean.index) == ["good", "worse"] and b.seeds == 2
+    assert b.mean.loc["good", 0] == pytest.approx(0.903) and b.std.loc["good", 0] == pytest.approx(0.0014142, rel=1e-3)
+    assert b.mean.loc["good", "mean"] == pytest.approx(0.923)
+    s = b.significance
+    assert s["best"] == "good" and s["second"] == "worse" and s["pairs"] == 10 and s["p_value"] < 0.01
+    assert s["significant"] and s["mean_difference"] == pytest.approx(0.0515)
+    text = lb.write_report(b, tmp_path, "auroc", "MNIST", failed=["mnist/x/c0-s1: boom"])
+    assert "| good | 0.903 ± 0.001 |" in text and "**0.923 ± 0.001**" in text
+    assert "p = 0.000977 (significant at 0.05)" in text and "- mnist/x/c0-s1: boom" in text
+    assert (tmp_path / "leaderboard.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "leaderboard.csv").read_text().startswith("detector,0,1,2,3,4,mean,0_std")
+
+    # a failed cell: that class has no mean for the detector, so neither has the detector overall
+    values[("worse", 3, 2)] = None
+    b = lb.board(lb.results(records(values)))
+    assert b.mean.loc["worse", 3] == pytest.approx(0.881) and b.mean["mean"].isna()["worse"]
+    assert b.significance["pairs"] == 9
+    # a tie is not significant
+    tie = {("a", c, 1): 0.9 for c in range(4)} | {("b", c, 1): 0.9 for c in range(4)}
+    assert lb.board(lb.results(records(tie))).significance["significant"] is False
+
+
+def test_requests_are_checked_before_any_run():
+    from oddpix.config import parse_params
+
+    params = parse_params({})
+    with pytest.raises(OddpixError, match="mnist has no class 10; valid classes: 0-9"):
+        lb.validate(lb.Request(["knn"], list(range(0, 100)), ["mnist"]), params)
+    with pytest.raises(OddpixError, match="emnist_letters has no class 0; valid classes: 1-26"):
+        lb.validate(lb.Request(["knn"], [0], ["emnist_letters"]), params)
+    with pytest.raises(OddpixError, match="'nosuch' is not a metric of these detectors; valid choices: auroc, "):
+        lb.validate(lb.Request(["knn"], [0], ["mnist"], metric="nosuch"), params)
+    with pytest.raises(OddpixError, match="unknown model 'vea'; valid choices: cae, ae"):
+        lb.validate(lb.Request(["vea"], [0], ["mnist"]), params)
+    lb.validate(lb.Request(["cae"], [0], ["mnist"], metric="auroc_density"), params)  # a component's AUROC
+    with pytest.raises(OddpixError, match="--engine: 'slurm' is not an engine; valid choices: dvc, ray, local"):
+        sweep.run_sweep({}, [], "r", "slurm")
