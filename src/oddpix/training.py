@@ -20,6 +20,7 @@ from typing import Callable, Optional, Union
 import torch
 from tqdm.auto import tqdm
 
+from .errors import OddpixError
 from .schema import num
 
 
@@ -117,6 +118,17 @@ class _EarlyStopping:
         return self.bad_epochs >= self.patience
 
 
+def _check_finite(row: dict, name: str, epoch: int, cfg: TrainConfig) -> None:
+    """Stop at the first epoch whose loss is NaN or infinite: the model diverged and nothing is saved."""
+    bad = {k: v for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)}
+    if bad:
+        model = name.split()[0]
+        raise OddpixError(f"{name}: the training loss is not finite at epoch {epoch} "
+                          f"({', '.join(f'{k}={v}' for k, v in bad.items())}): the model diverged; nothing was "
+                          f"saved. Try a lower learning rate (models.{model}.lr is {cfg.lr:g}; e.g. "
+                          f"-S models.{model}.lr={cfg.lr / 10:g})")
+
+
 def train_loop(module: torch.nn.Module, train_x: Data, val_x: Optional[Data], cfg: TrainConfig,
                ctx: FitContext, train_step: Callable[[Data], dict[str, float]],
                val_loss: Callable[[Data], torch.Tensor], name: str = "train") -> list[dict]:
@@ -138,6 +150,7 @@ def train_loop(module: torch.nn.Module, train_x: Data, val_x: Optional[Data], cf
             row["val_loss"] = _validate(module, val_x, cfg.batch_size, val_loss)
         row["seconds"] = round(time.perf_counter() - start, 3)
         history.append(row)
+        _check_finite(row, name, epoch, cfg)
         ctx.log(f"{name} epoch {epoch}/{cfg.epochs} " + " ".join(
             f"{k}={v:.5g}" for k, v in row.items() if k not in ("epoch", "seconds")) + f" ({row['seconds']:.1f}s)")
         if val_x is not None and stopping.update(module, epoch, row["val_loss"]):

@@ -39,5 +39,19 @@ def read_scores(directory: str | Path, name: str) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=False)
 
 
-def components(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    return {c: frame[c].to_numpy(dtype=np.float64) for c in frame.columns if c not in META_COLUMNS}
+def components(frame: pd.DataFrame, where: str = "scores") -> dict[str, np.ndarray]:
+    """The score columns of a scores table as float arrays; a value that is not a finite number stops."""
+    out = {}
+    for c in frame.columns:
+        if c not in META_COLUMNS:
+            out[c] = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64)
+            require_finite(out[c], f"{where}: component {c}", "rerun the score stage (`dvc repro score`)")
+    return out
+
+
+def require_finite(values, what: str, hint: str) -> None:
+    """Stop with one line when ``values`` (an array or tensor) hold NaN, infinity or non-numbers."""
+    arr = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values, dtype=np.float64)
+    bad = int((~np.isfinite(arr)).sum())
+    if bad:
+        raise OddpixError(f"{what}: {bad} of {arr.size} values are not finite numbers (NaN, infinite or empty); {hint}")

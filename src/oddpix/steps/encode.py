@@ -12,7 +12,7 @@ from ..density import LatentKDE, save_kde
 from ..io import write_npz
 from ..models import load_detector
 from ..runtime import batched, resolve_device, seed_everything
-from .common import log, read_prepared
+from .common import log, read_prepared, require_finite
 
 
 @reads("seed", "device", "kde", "score.batch_size")
@@ -32,6 +32,8 @@ def encode(params: Params, prepared_dir: str | Path, model_path: str | Path, lat
     for name in SPLITS:
         x, meta = read_prepared(prepared_dir, name)
         codes[name] = batched(detector.encode, x, params.score.batch_size, device)
+        require_finite(codes[name], f"encode: the latent codes of {name}", f"the model {model_path} is broken (did "
+                       "its training diverge?); retrain it, e.g. with a lower learning rate")
         if name == "val":
             normal_val = codes[name][torch.from_numpy(meta["y"] == 0)]
     write_npz(latents_path, **{k: v.numpy() for k, v in codes.items()})

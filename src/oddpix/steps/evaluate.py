@@ -19,7 +19,7 @@ def evaluate(params: Params, scores_dir: str | Path, threshold_path: str | Path,
              curves_dir: str | Path) -> dict:
     test = read_scores(scores_dir, "test")
     thr = Threshold.from_dict(read_json(threshold_path))
-    comps = components(test)
+    comps = components(test, f"{scores_dir}/test.csv")
     s = thr.ranking(comps)
     y = test["y"].to_numpy()
     predicted = thr.predict(comps)

@@ -14,7 +14,7 @@ from ..io import read_npz, write_csv, write_npz
 from ..models import load_detector
 from ..runtime import resolve_device, seed_everything
 from ..scoring import score_with_maps
-from .common import log, read_prepared
+from .common import log, read_prepared, require_finite
 
 
 @reads("seed", "device", "score.batch_size", "score.local")
@@ -32,6 +32,9 @@ def score(params: Params, prepared_dir: str | Path, model_path: str | Path, late
         keep = name == "test" and "mask" in meta and detector.has_maps  # the truth per pixel: keep the maps
         comps, maps = score_with_maps(detector, x, kde, params.score.batch_size, device, codes, params.score.local,
                                       keep_maps=keep)
+        for key, values in comps.items():
+            require_finite(values, f"score: {name}: component {key}", f"the model {model_path} gives no usable "
+                           "scores (did its training diverge?); retrain it, e.g. with a lower learning rate")
         frame = pd.DataFrame({"index": np.arange(len(x)), "y": meta["y"], "label": meta["label"],
                               "kind": meta["kind"], **{k: v.double().numpy() for k, v in comps.items()}})
         write_csv(Path(out_dir) / f"{name}.csv", frame)

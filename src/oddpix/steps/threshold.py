@@ -14,7 +14,8 @@ from .common import components, log, read_scores
 @reads("score.component", "score.local", "threshold")
 def threshold(params: Params, scores_dir: str | Path, out_path: str | Path) -> None:
     val = read_scores(scores_dir, "val")
-    thr = fit_threshold(params.threshold, components(val), params.score.component, val["y"].to_numpy())
+    comps = components(val, f"{scores_dir}/val.csv")
+    thr = fit_threshold(params.threshold, comps, params.score.component, val["y"].to_numpy())
     thr.scoring = {"local": to_dict(params.score.local)}  # what predict must reapply
     write_json(out_path, thr.to_dict())
     rules = [f"{b.component} > {b.high:.5g}" + (f" or < {b.low:.5g}" if b.low is not None else "")
