@@ -6,6 +6,7 @@ An interrupted stage therefore never leaves a half-written output for DVC (or a 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import tempfile
@@ -61,8 +62,10 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
 def write_torch(target: str | Path, obj: Any) -> None:
     import torch
 
+    buffer = io.BytesIO()  # saved to memory first: torch names the archive's records after a file's name,
+    torch.save(obj, buffer)  # so the random temporary name would make equal models differ byte for byte
     with atomic_path(target) as tmp:
-        torch.save(obj, tmp)
+        tmp.write_bytes(buffer.getvalue())
 
 
 def read_torch(path: str | Path) -> Any:
