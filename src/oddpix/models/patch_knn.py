@@ -1,6 +1,6 @@
-"""Patch nearest neighbours: the ``patch_knn`` detector, for small local defects.
+"""Patch nearest neighbours: the ``patch_knn`` detector, for small local defects. Two ways (``gallery``).
 
-Memory: every ``memory_stride``-th ``patch`` x ``patch`` pixel patch (all channels) of the normal training
+``gallery: 0`` (a global patch memory, PatchCore-style): every ``memory_stride``-th ``patch`` x ``patch`` pixel patch (all channels) of the normal training
 images, a random subset of at most ``memory`` of them (by the run's seed: a bound on memory and time, the
 role of PatchCore's coreset). Scoring: every patch of a test image at ``stride`` pixels gets the distance
 to its ``k``-th nearest patch in the memory; those patch scores, placed back at the patch centres and
@@ -9,17 +9,19 @@ interpolated to the image size, are the anomaly map. An image is as anomalous as
 spot that a whole-image distance averages away decides the score here. No network, no pretrained
 features: raw pixels (optionally Gaussian-``blur``red first), from scratch.
 
-``gallery: G > 0`` switches to aligned comparison, for centred images (digits, garments, cells) where the
-same place should look alike (SPADE, Cohen & Hoshen 2020, here on raw pixels): the memory is up to
+``gallery: G > 0`` (the default, G = 10): aligned comparison, for images where the same place should look
+alike (centred digits, garments, cells; it also does on the generated textures) (SPADE, Cohen & Hoshen 2020, here on raw pixels): the memory is up to
 ``max_images`` whole training images; each test image is compared only with its ``G`` nearest of them
 (Euclidean distance after a Gaussian blur of 1 pixel, as the ``knn`` detector), and the map at a pixel is
 the smallest distance between the ``patch`` x ``patch`` window around it and the same window in one of
 those ``G`` images, shifted by up to ``shift`` pixels. A dot on a digit's background is in none of its
-nearest digits; a stroke that is merely a little thicker or displaced is.
+nearest digits; a stroke that is merely a little thicker or displaced is. Measured (benchmarks/local.md):
+MNIST dot 0.926 image AUROC in 92 s against 0.739 in 349 s for the global memory; generated textures
+1.000 either way, 9 s against 72 s.
 
-Cost: queries x memory x patch^2 x channels multiply-adds per image set; the defaults (5 x 5 patches at
-stride 2, 10,000 remembered) score the 10,000 Fashion-MNIST test images in well under a minute on two
-CPU cores (benchmarks/patch_knn.py measures it).
+Cost (benchmarks/local.py measures whole runs): global memory, queries x memory x patch^2 x channels
+multiply-adds; gallery, a whole-image distance to ``max_images`` images plus G x (2 shift + 1)^2 window
+comparisons per pixel.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class PatchKNNConfig:
     k: int = num(1, ge=1)
     blur: float = num(0.0, ge=0.0)           # Gaussian std applied to the images first (0: raw pixels)
     block: int = num(64, ge=1)               # images whose patches are cut at once
-    gallery: int = num(0, ge=0)              # > 0: aligned, against this many nearest training images
+    gallery: int = num(10, ge=0)             # > 0: aligned, against this many nearest training images; 0: global
     shift: int = num(1, ge=0, le=8)          # gallery: search up to this many pixels around the same place
     max_images: int = num(20000, ge=1)       # gallery: training images remembered (random subset, by seed)
 
