@@ -1,5 +1,7 @@
 """Hostile input and faults: one readable error, nothing half-written, no silent garbage."""
 
+import io
+
 import pandas as pd
 import pytest
 import torch
@@ -52,3 +54,136 @@ def test_model_files_are_byte_reproducible(tmp_path, tiny_params):
         save_detector(det, tmp_path / str(i) / "detector.pt")
         files.append((tmp_path / str(i) / "detector.pt").read_bytes())
     assert files[0] == files[1]
+
+
+def write_size_mixed_folder(root, patterns, bits=8):
+    """good/ (pattern class 0) and bad/ (class 1) images at assorted sizes, as a user's folder would be."""
+    import numpy as np
+    from PIL import Image
+
+    sizes = [(48, 48), (50, 50), (64, 40), (30, 36)]
+    for name, cls in (("good", 0), ("bad", 1)):
+        (root / name).mkdir(parents=True)
+        images = patterns.x_train[patterns.y_train == cls][:40, ..., 0]
+        for i, img in enumerate(images):
+            h, w = sizes[i % len(sizes)]
+            picture = Image.fromarray(img).resize((w, h), Image.BILINEAR)
+            if bits == 16:  # the same picture in 16 bits
+                picture = Image.fromarray(np.asarray(picture, dtype=np.uint16) * 257)
+            picture.save(root / name / f"{name}_{i:02d}.png")
+    return root
+
+
+def test_a_folder_trained_model_scores_its_own_images_of_any_size(tmp_path, tiny_params, patterns):
+    from click.testing import CliRunner
+
+    from conftest import run_pipeline
+    from oddpix.cli import main
+
+    root = write_size_mixed_folder(tmp_path / "cells", patterns)
+    data = {"dataset": "folder", "protocol": "folder", "normal_classes": ["good"],
+            "folder": {"root": str(root), "image_size": 24, "channels": 1, "test_fraction": 0.3}}
+    run_pipeline(tiny_params(model="knn", data=data), tmp_path / "run")
+    d = tmp_path / "run"
+    result = CliRunner().invoke(main, ["predict", str(root), "--format", "csv", "--model", str(d / "models/detector.pt"),
+                                       "--kde", str(d / "models/kde.pt"), "--threshold", str(d / "models/threshold.json")])
+    assert result.exit_code == 0, result.output
+    rows = pd.read_csv(io.StringIO(result.stdout), keep_default_na=False)
+    assert len(rows) == 80 and (rows["error"] == "").all()
+    # every test image of the run is one of the folder's files: predict gives it the score evaluation gave it
+    scored = rows["score"].to_numpy()
+    test = pd.read_csv(d / "scores/test.csv")
+    for s in test["distance"]:
+        assert abs(scored - s).min() < 1e-4 * max(1.0, abs(s))  # float32 distances, other batches
+
+
+def test_16_bit_images_are_scaled_not_clipped(tmp_path, patterns):
+    import numpy as np
+
+    from oddpix.data.folder import load_image_folder, read_image_file
+
+    eight = load_image_folder(write_size_mixed_folder(tmp_path / "a", patterns), 24, 1, warn=lambda m: None)
+    sixteen = load_image_folder(write_size_mixed_folder(tmp_path / "b", patterns, bits=16), 24, 1, warn=lambda m: None)
+    assert np.abs(eight.x.astype(int) - sixteen.x.astype(int)).max() <= 1 and sixteen.x.max() > 200
+    assert sixteen.x.min() < 50  # a clipped read would have made every dark pixel 255
+
+    from PIL import Image
+
+    Image.fromarray(np.full((8, 8), 2.5, dtype=np.float32)).save(tmp_path / "float.tif")
+    with pytest.raises(OddpixError, match="floating-point image whose values are not all in"):
+        read_image_file(tmp_path / "float.tif", 1)
+    Image.fromarray(np.full((8, 8), 0.5, dtype=np.float32)).save(tmp_path / "half.tif")
+    assert (read_image_file(tmp_path / "half.tif", 1) == 128).all()
+
+
+def test_a_decompression_bomb_is_one_error_line(tmp_path):
+    from PIL import Image
+
+    from oddpix.data.folder import read_image_file
+
+    Image.new("L", (9000, 9000)).save(tmp_path / "huge.png")  # 81 M pixels, a few hundred bytes on disk
+    with pytest.raises(OddpixError, match=r"9000x9000 pixels is more than the 64,000,000 oddpix reads"):
+        read_image_file(tmp_path / "huge.png", 1)
+
+
+def test_bad_model_files_are_one_error_line_never_an_unsafe_hint(tmp_path, tiny_params):
+    import os
+    import pickle
+
+    from click.testing import CliRunner
+
+    from oddpix.cli import main
+    from oddpix.models import build_detector, load_detector, save_detector
+
+    (tmp_path / "random.pt").write_bytes(os.urandom(4096))
+    (tmp_path / "pickle.pt").write_bytes(pickle.dumps({"name": "ae", "x": {1, 2}}))  # not loadable safely
+    torch.save([1, 2, 3], tmp_path / "list.pt")
+    good = build_detector("ae", tiny_params().models["ae"], (1, 28, 28))
+    save_detector(good, tmp_path / "good.pt")
+    (tmp_path / "truncated.pt").write_bytes((tmp_path / "good.pt").read_bytes()[:2000])
+    blob = torch.load(tmp_path / "good.pt", weights_only=True)
+    blob["config"]["hidden"] = [200000, 200000]  # 40 billion weights: must be refused before allocating
+    torch.save(blob, tmp_path / "huge.pt")
+    blob["config"]["hidden"] = [64]
+    blob["input_shape"] = [1, 10**6, 10**6]
+    torch.save(blob, tmp_path / "wide.pt")
+    expected = {"random.pt": "is not a model file written by oddpix, or it is damaged",
+                "pickle.pt": "is not a model file written by oddpix, or it is damaged",
+                "truncated.pt": "is not a model file written by oddpix, or it is damaged",
+                "list.pt": "is not a model file written by oddpix (it holds a list",
+                "huge.pt": "parameters, more than the 500,000,000 oddpix loads",
+                "wide.pt": "is not channels x height x width within 4 x 4096 x 4096"}
+    for name, message in expected.items():
+        with pytest.raises(OddpixError, match=message.replace("(", r"\(")):
+            load_detector(tmp_path / name)
+        result = CliRunner().invoke(main, ["predict", str(tmp_path), "--model", str(tmp_path / name)])
+        assert result.exit_code == 1 and result.output.startswith("error: ") and message in result.output
+        assert "Traceback" not in result.output and "weights_only" not in result.output
+    from oddpix.density import load_kde
+
+    for name in ("random.pt", "list.pt", "good.pt"):  # the KDE file: the same
+        with pytest.raises(OddpixError, match="is not a KDE file written by oddpix") as err:
+            load_kde(tmp_path / name)
+        assert "weights_only" not in str(err.value)
+
+
+def test_a_missing_idx_file_is_named(tmp_path, patterns):
+    from oddpix.data.sources import load_idx_dataset
+    from oddpix.data.synthetic import write_idx_folder
+
+    folder = write_idx_folder(patterns, tmp_path / "mirror" / "fashion-mnist")
+    for f in folder.glob("t10k-labels-idx1-ubyte*"):
+        f.unlink()
+    with pytest.raises(OddpixError, match=r"\(missing t10k-labels-idx1-ubyte\[\.gz\]\)"):
+        load_idx_dataset("fashion_mnist", mirror=str(tmp_path / "mirror"), checksums="off", download=False)
+
+
+def test_an_empty_normal_class_folder_says_so(tmp_path, tiny_params, patterns):
+    from conftest import run_pipeline
+
+    root = write_size_mixed_folder(tmp_path / "cells", patterns)
+    (root / "empty").mkdir()
+    data = {"dataset": "folder", "protocol": "folder", "normal_classes": ["empty"],
+            "folder": {"root": str(root), "image_size": 24, "channels": 1}}
+    with pytest.raises(OddpixError, match="data.normal_classes: class 'empty' has no readable images"):
+        run_pipeline(tiny_params(model="knn", data=data), tmp_path / "run")

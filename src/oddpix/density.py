@@ -108,10 +108,16 @@ def load_kde(path: str | Path) -> Optional[LatentKDE]:
     """The KDE the encode stage fitted, or None when it fitted none (or the file is absent)."""
     if not Path(path).exists():
         return None
-    state = read_torch(path)
+    state = read_torch(path, "KDE file")
+    if not isinstance(state, dict) or "fitted" not in state:
+        raise OddpixError(f"{path} is not a KDE file written by oddpix (it holds a {type(state).__name__} "
+                          "without the fitted flag)")
     if not state.pop("fitted", False):
         return None
-    return LatentKDE.from_state(state)
+    try:
+        return LatentKDE.from_state(state)
+    except (TypeError, ValueError) as exc:
+        raise OddpixError(f"{path} is not a KDE file written by oddpix ({exc})") from None
 
 
 @dataclass

@@ -10,10 +10,13 @@ import io
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+from .errors import OddpixError
 
 
 @contextlib.contextmanager
@@ -68,10 +71,21 @@ def write_torch(target: str | Path, obj: Any) -> None:
         tmp.write_bytes(buffer.getvalue())
 
 
-def read_torch(path: str | Path) -> Any:
+def read_torch(path: str | Path, what: str = "file") -> Any:
+    """A file :func:`write_torch` wrote, loaded safely (tensors and plain containers only). Anything else
+    (random bytes, a truncated file, a pickle with code in it) is one OddpixError; loading unsafely is
+    never suggested."""
     import torch
 
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        with warnings.catch_warnings():  # torch's warnings about odd pickles are noise here: we refuse them
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # torch raises many types here (UnpicklingError, RuntimeError, EOFError, ...)
+        raise OddpixError(f"{path} is not a {what} written by oddpix, or it is damaged ({type(exc).__name__}); "
+                          "make it again with `dvc repro`") from None
 
 
 def write_csv(target: str | Path, frame) -> None:

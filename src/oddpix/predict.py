@@ -2,8 +2,11 @@
 
 The same code path as the pipeline's score and evaluate stages (stored preprocessing,
 :func:`oddpix.scoring.score_components`, ``Threshold.ranking`` / ``predict``), so an image that was in
-the test split gets the score evaluation gave it. A file that cannot be read as an image, or whose size
-after the stored preprocessing is not what the model takes, gets its own error; the rest are scored.
+the test split gets the score evaluation gave it. Every step from file to tensor is the one the training
+images went through: the file is read (16-bit and float images scaled), resized to the size the training
+images had when they were read (an image folder's ``data.folder.image_size``, 28 x 28 for the IDX
+datasets), then the stored preprocessing; so a model trained on a folder scores any image of any size.
+A file that cannot be read as an image gets its own error; the rest are scored.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Iterable, Optional
 import numpy as np
 import torch
 
+from .data.folder import read_image_file
 from .density import LatentKDE, load_kde
 from .errors import OddpixError
 from .io import read_json
@@ -67,9 +71,9 @@ class Scorer:
         comps = score_components(self.detector, x, self.kde, self.batch_size, local=self.local)
         return {k: v.double().numpy() for k, v in comps.items()}
 
-    def score_pixels(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """uint8 N x H x W x C -> (ranking score, 0/1 decision, components)."""
-        comps = self.components(self.preprocessor.transform(images))
+    def score_tensor(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Preprocessed N x C x H x W images -> (ranking score, 0/1 decision, components)."""
+        comps = self.components(x)
         return self.threshold.ranking(comps), self.threshold.predict(comps), comps
 
 
@@ -84,29 +88,22 @@ def collect_files(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def read_image(path: Path, channels: int) -> np.ndarray:
-    """H x W x C uint8; raises OddpixError with the reason when the file is not a readable image."""
-    from PIL import Image, UnidentifiedImageError
-
-    if not path.exists():
-        raise OddpixError("no such file")
-    try:
-        with Image.open(path) as img:
-            img = img.convert("L" if channels == 1 else "RGB")
-            array = np.array(img, dtype=np.uint8)  # a writable copy
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise OddpixError(f"not a readable image ({type(exc).__name__})") from None
-    return array[..., None] if array.ndim == 2 else array
+def read_image(path: Path, preprocessor: Preprocessor, channels: int) -> torch.Tensor:
+    """One file as the model's 1 x C x H x W input: read (16-bit and float images scaled), resized to the
+    size the training images had when they were read, then the stored preprocessing. Raises OddpixError
+    with the reason when the file is not a readable image."""
+    size = tuple(preprocessor.source_size) if preprocessor.source_size else None
+    return preprocessor.transform(read_image_file(path, channels, size)[None])
 
 
-def write_heat_maps(scorer: Scorer, images: np.ndarray, files: list[Path], out_dir: str | Path) -> list[Path]:
+def write_heat_maps(scorer: Scorer, x: torch.Tensor, files: list[Path], out_dir: str | Path) -> list[Path]:
     """One heat-map PNG per image (the smoothed anomaly map, inferno colours, black = 0 and white = that
     image's own maximum; the maximum itself is the ``local_max`` component) at the model's input size."""
     from PIL import Image
 
     from .plots import pyplot
 
-    maps = anomaly_maps(scorer.detector, scorer.preprocessor.transform(images), scorer.batch_size, local=scorer.local)
+    maps = anomaly_maps(scorer.detector, x, scorer.batch_size, local=scorer.local)
     colours = pyplot().get_cmap("inferno")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -126,11 +123,11 @@ def predict_files(scorer: Scorer, paths: Iterable[str | Path], maps_dir: str | P
                           "or patch_knn)")
     results = [Prediction(file=str(f)) for f in files]
     expected = tuple(scorer.detector.input_shape)
-    good, arrays = [], []
+    good, tensors = [], []
     for i, f in enumerate(files):
         try:
-            image = read_image(f, scorer.channels)
-            shape = tuple(scorer.preprocessor.transform(image[None]).shape[1:])
+            x = read_image(f, scorer.preprocessor, scorer.channels)
+            shape = tuple(x.shape[1:])
             if shape != expected:
                 raise OddpixError(f"image is {shape[1]}x{shape[2]} after preprocessing; the model takes "
                                   f"{expected[1]}x{expected[2]} (train with preprocess.image_size to resize)")
@@ -138,9 +135,10 @@ def predict_files(scorer: Scorer, paths: Iterable[str | Path], maps_dir: str | P
             results[i].error = str(exc)
             continue
         good.append(i)
-        arrays.append(image)
+        tensors.append(x)
     if good:
-        ranking, decision, comps = scorer.score_pixels(np.stack(arrays))
+        x = torch.cat(tensors)
+        ranking, decision, comps = scorer.score_tensor(x)
         for j, i in enumerate(good):
             results[i].score = float(ranking[j])
             results[i].anomaly = bool(decision[j])
@@ -149,5 +147,5 @@ def predict_files(scorer: Scorer, paths: Iterable[str | Path], maps_dir: str | P
             names = [files[i] for i in good]
             if len({f.stem for f in names}) < len(names):
                 raise OddpixError("--maps: two files share a name; score them in separate calls")
-            write_heat_maps(scorer, np.stack(arrays), names, maps_dir)
+            write_heat_maps(scorer, x, names, maps_dir)
     return results

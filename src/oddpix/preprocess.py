@@ -31,6 +31,7 @@ class Preprocessor:
     channels: Optional[int] = None
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)
+    source_size: Optional[list[int]] = None  # H, W of the images fit saw (as read from their files)
 
     @classmethod
     def from_config(cls, cfg: PreprocessConfig) -> "Preprocessor":
@@ -38,7 +39,7 @@ class Preprocessor:
 
     def to_dict(self) -> dict:
         return {"normalize": self.normalize, "image_size": self.image_size, "channels": self.channels,
-                "mean": list(self.mean), "std": list(self.std)}
+                "mean": list(self.mean), "std": list(self.std), "source_size": self.source_size}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Preprocessor":
@@ -63,6 +64,7 @@ class Preprocessor:
         return t.contiguous()
 
     def fit(self, x_train: np.ndarray) -> "Preprocessor":
+        self.source_size = [int(x_train.shape[1]), int(x_train.shape[2])]  # predict reads files at this size
         if self.normalize == "standardize":
             t = self._to_unit(x_train)
             self.mean = t.mean(dim=(0, 2, 3)).tolist()

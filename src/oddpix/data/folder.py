@@ -55,16 +55,58 @@ class FolderImages:
                    arrays["skipped"].tolist(), arrays.get("masks"))
 
 
-def _load_one(path: Path, size: int, channels: int, nearest: bool = False) -> Optional[np.ndarray]:
+MAX_PIXELS = 64_000_000  # a larger image is refused before it is decoded (PIL's decompression-bomb bound)
+
+
+def _to_8bit(img):
+    """16-bit and 32-bit integer or float images scaled to 8 bits (not clipped, as PIL's convert does)."""
+    from PIL import Image
+
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        return Image.fromarray(np.round(np.asarray(img, dtype=np.float64) / 257.0).astype(np.uint8))
+    if img.mode == "I":
+        a = np.asarray(img, dtype=np.float64)
+        if a.min() < 0 or a.max() > 65535:
+            raise OddpixError(f"a 32-bit integer image with values {a.min():.0f}..{a.max():.0f}; save it as 8 or 16 bit")
+        return Image.fromarray(np.round(a / 257.0).astype(np.uint8))
+    if img.mode == "F":
+        a = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(a).all() or a.min() < 0 or a.max() > 1:
+            raise OddpixError("a floating-point image whose values are not all in [0, 1]; save it as 8 or 16 bit")
+        return Image.fromarray(np.round(a * 255.0).astype(np.uint8))
+    return img
+
+
+def read_image_file(path: str | Path, channels: int, size: Optional[tuple[int, int]] = None,
+                    nearest: bool = False) -> np.ndarray:
+    """One image file as uint8 H x W x C (``channels`` 1: grayscale, 3: RGB), resized to ``size`` = (H, W)
+    when given (bilinear; ``nearest`` for masks). 16-bit and float images are scaled, not clipped. Raises
+    :class:`OddpixError` with the reason when the file is not a readable image."""
     from PIL import Image, UnidentifiedImageError
 
+    path = Path(path)
+    if not path.exists():
+        raise OddpixError("no such file")
     try:
         with Image.open(path) as img:
-            img = img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.NEAREST if nearest else Image.BILINEAR)
-            array = np.array(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        return None
+            if img.width * img.height > MAX_PIXELS:
+                raise OddpixError(f"{img.width}x{img.height} pixels is more than the {MAX_PIXELS:,} oddpix reads")
+            img = _to_8bit(img).convert("L" if channels == 1 else "RGB")
+            if size is not None and img.size != (size[1], size[0]):
+                img = img.resize((size[1], size[0]), Image.NEAREST if nearest else Image.BILINEAR)
+            array = np.array(img, dtype=np.uint8)  # a writable copy
+    except Image.DecompressionBombError:
+        raise OddpixError(f"more pixels than the {MAX_PIXELS:,} oddpix reads (a decompression bomb?)") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise OddpixError(f"not a readable image ({type(exc).__name__})") from None
     return array[..., None] if array.ndim == 2 else array
+
+
+def _load_one(path: Path, size: int, channels: int, nearest: bool = False) -> Optional[np.ndarray]:
+    try:
+        return read_image_file(path, channels, (size, size), nearest)
+    except OddpixError:
+        return None
 
 
 def load_image_folder(root: str | Path, image_size: int, channels: int, warn=print,

@@ -26,6 +26,7 @@ Everything is drawn from one seeded generator: the same params and seed give the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Optional, Union
 
 import numpy as np
@@ -249,6 +250,10 @@ def folder(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str, S
     if missing:
         raise OddpixError(f"data.normal_classes: no folder {missing[0]!r} with images in {cfg.folder.root}; "
                           f"classes found: {', '.join(classes) or 'none'}")
+    empty = [c for c in cfg.normal_classes if not (images.y == classes.index(c)).any()]
+    if empty:
+        raise OddpixError(f"data.normal_classes: class {empty[0]!r} has no readable images in "
+                          f"{Path(cfg.folder.root) / empty[0]}; add images or choose another class")
     names = np.asarray(classes)[images.y]
     is_anomaly = ~np.isin(names, cfg.normal_classes)
     kinds = np.char.add("class:", names)

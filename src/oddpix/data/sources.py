@@ -304,7 +304,11 @@ def load_idx_dataset(name: str, mirror: Optional[str] = None, checksums: str = "
         data = read_idx_folder(spec, folder, checksums)
         if data is not None:
             return data
-        tried.append(f"{what} {folder} (no {spec.title} IDX files there)")
+        missing = [n for n in spec.files if not (folder / n).is_file() and not (folder / f"{n}.gz").is_file()]
+        if folder.is_dir() and 0 < len(missing) < len(spec.files):
+            tried.append(f"{what} {folder} (missing {', '.join(f'{n}[.gz]' for n in missing)})")
+        else:
+            tried.append(f"{what} {folder} (no {spec.title} IDX files there)")
     if not os.environ.get(MIRROR_ENV):
         tried.append(f"${MIRROR_ENV} (not set)")
     if download:
