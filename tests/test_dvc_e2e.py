@@ -112,6 +112,18 @@ def test_repro_noop_experiment_diff_and_leaderboard(repo):
     assert by_ray["metrics"]["auroc"] == pytest.approx(by_dvc["metrics"]["auroc"], abs=1e-12)
     assert by_ray["params_hash"] == by_dvc["params_hash"]
 
+    # an edit no stage reads runs only the params stage; a misspelt section no stage reads stops `dvc repro`
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["models"]["vae"]["epochs"] = 3
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = sh("dvc", "repro", cwd=work, env=env).stdout
+    assert "Running stage 'params'" in out and "Running stage 'download'" not in out and "Running stage 'train'" not in out
+    params["thresold"] = {"rule": "percentile"}
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = sh("dvc", "repro", cwd=work, env=env, check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stdout + proc.stderr
+    assert "error: params: thresold: unknown key (did you mean 'threshold'?)" in proc.stdout + proc.stderr
+
 
 def test_bad_params_stop_dvc_repro_with_the_key(repo):
     work, env = repo
