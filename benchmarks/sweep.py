@@ -5,7 +5,9 @@ download), each engine into a fresh reports folder so nothing is reused:
 
 * ``local``: the cells one after another in this process, torch using every core (what a plain loop does);
 * ``ray``: a local Ray on this machine, one CPU (and one torch thread) per cell, as many cells at once as
-  there are cores.
+  there are cores;
+* ``dvc`` (only with ``--engines local,ray,dvc``; run it in a clean clone, it makes DVC experiments): one
+  ``dvc exp run --temp`` after another, today's ``oddpix leaderboard``.
 
     python benchmarks/sweep.py                                   # writes benchmarks/sweep.md
     python benchmarks/sweep.py --gpus-per-cell 1,0.25,0.125      # on a GPU machine: 1, 4 and 8 cells per GPU
@@ -41,7 +43,7 @@ def machine() -> str:
 def write_table(results: Path, table: Path) -> None:
     rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
     lines = ["<!-- written by benchmarks/sweep.py from its results file; do not edit by hand -->", "",
-             "| sweep | engine | cells at once | wall s | cells/min | speed-up vs local | same AUROC as local | "
+             "| sweep | engine | cells at once | wall s | cells/min | speed-up vs the first | same AUROC as the first | "
              "machine |", "|---|---|---|---:|---:|---:|---|---|"]
     for r in rows:
         lines.append(f"| {r['sweep']} | {r['engine']} | {r['parallel']} | {r['wall_s']:.1f} | "
@@ -56,21 +58,25 @@ def write_table(results: Path, table: Path) -> None:
 @click.option("--classes", default="0-2", show_default=True)
 @click.option("--seeds", default=2, show_default=True)
 @click.option("--gpus-per-cell", default="", help="ray on a GPU: comma-separated GPU shares per cell, e.g. 1,0.25")
+@click.option("--engines", default="local,ray", show_default=True, help="the first is the baseline")
 @click.option("-S", "--set", "sets", multiple=True, help="extra params for every cell, key=value")
 @click.option("--out", default="benchmarks/sweep_results.jsonl", show_default=True)
 @click.option("--table", default="benchmarks/sweep.md", show_default=True)
-def main(dataset, models, classes, seeds, gpus_per_cell, sets, out, table):
+def main(dataset, models, classes, seeds, gpus_per_cell, engines, sets, out, table):
     import torch
 
     base = read_raw_params("params.yaml")
     cells = cells_of(dataset, models.split(","), parse_classes(classes), [42 + i for i in range(seeds)], sets)
     name = f"{dataset} {models} classes {classes} x {seeds} seeds ({len(cells)} cells)" + (f" {' '.join(sets)}" if sets else "")
     cores = os.cpu_count() or 1
-    runs = [("local", {}, f"1 ({torch.get_num_threads()} threads)")]
-    if gpus_per_cell:
-        runs += [("ray", {"gpus_per_cell": float(g)}, f"{round(1 / float(g))} per GPU") for g in gpus_per_cell.split(",")]
-    else:
-        runs += [("ray", {"cpus_per_cell": 1.0}, f"{cores} (1 thread each)")]
+    runs = []
+    for engine in engines.split(","):
+        if engine == "ray" and gpus_per_cell:
+            runs += [("ray", {"gpus_per_cell": float(g)}, f"{round(1 / float(g))} per GPU") for g in gpus_per_cell.split(",")]
+        elif engine == "ray":
+            runs += [("ray", {"cpus_per_cell": 1.0}, f"{cores} (1 thread each)")]
+        else:
+            runs += [(engine, {}, f"1 ({torch.get_num_threads()} threads)")]
     baseline = None
     for engine, options, parallel in runs:
         with tempfile.TemporaryDirectory() as tmp:
