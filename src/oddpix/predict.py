@@ -50,7 +50,7 @@ class Scorer:
     preprocessor: Preprocessor
     kde: Optional[LatentKDE]
     threshold: Threshold
-    batch_size: int = 256
+    batch_size: int = 512  # the score stage's default; the run's own score.batch_size comes with the threshold
     local: LocalConfig = LocalConfig()
 
     @classmethod
@@ -60,6 +60,7 @@ class Scorer:
             raise OddpixError(f"no threshold at {threshold_path}; run `dvc repro` (the threshold stage) first")
         threshold = Threshold.from_dict(read_json(threshold_path))
         return cls(detector, Preprocessor.from_dict(extra["preprocess"]), load_kde(kde_path), threshold,
+                   batch_size=int(threshold.scoring.get("batch_size", 512)),
                    local=LocalConfig(**threshold.scoring.get("local", {})))
 
     @property

@@ -7,7 +7,7 @@ a KDE."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -18,6 +18,21 @@ from .schema import num, section
 
 
 _MAPS = "\0maps"  # the maps travel through ``batched`` beside the components, under a name no component has
+
+
+def full_batches(fn: Callable, batch_size: int) -> Callable:
+    """``fn`` always sees ``batch_size`` images: a short last batch is padded (its last image repeated) and
+    the padding's outputs dropped. The kernels then run with the same shapes whatever else is scored, so an
+    image's score does not depend on the other images of the call (to the last digit)."""
+
+    def run(batch: torch.Tensor):
+        n = len(batch)
+        if n < batch_size:
+            batch = torch.cat([batch, batch[-1:].expand(batch_size - n, *batch.shape[1:])])
+        out = fn(batch)
+        return {k: v[:n] for k, v in out.items()} if isinstance(out, dict) else out[:n]
+
+    return run
 
 
 @dataclass(frozen=True)
@@ -54,11 +69,11 @@ def score_with_maps(detector: torch.nn.Module, x: torch.Tensor, kde: Optional[La
         smooth = smooth_maps(maps, local)
         return {**out, **read_local(smooth, local), **({_MAPS: smooth} if keep_maps else {})}
 
-    comps = batched(score, x, batch_size, device)
+    comps = batched(full_batches(score, batch_size), x, batch_size, device)
     maps = comps.pop(_MAPS, None)
     if kde is not None:
         if codes is None:
-            codes = batched(detector.encode, x, batch_size, device)
+            codes = batched(full_batches(detector.encode, batch_size), x, batch_size, device)
         comps["density"] = -kde.log_density(codes)
     return comps, maps
 
@@ -66,4 +81,5 @@ def score_with_maps(detector: torch.nn.Module, x: torch.Tensor, kde: Optional[La
 def anomaly_maps(detector: torch.nn.Module, x: torch.Tensor, batch_size: int = 512,
                  device: Optional[torch.device] = None, local: LocalConfig = LocalConfig()) -> torch.Tensor:
     """The detector's anomaly maps of ``x``, smoothed as the local scores read them: N x H x W on the CPU."""
-    return batched(lambda batch: smooth_maps(detector.anomaly_map(batch), local), x, batch_size, device)
+    return batched(full_batches(lambda batch: smooth_maps(detector.anomaly_map(batch), local), batch_size), x,
+                   batch_size, device)

@@ -12,6 +12,7 @@ from ..density import LatentKDE, save_kde
 from ..io import write_npz
 from ..models import load_detector
 from ..runtime import batched, resolve_device, seed_everything
+from ..scoring import full_batches
 from .common import log, read_prepared, require_finite
 
 
@@ -31,7 +32,8 @@ def encode(params: Params, prepared_dir: str | Path, model_path: str | Path, lat
     normal_val = None
     for name in SPLITS:
         x, meta = read_prepared(prepared_dir, name)
-        codes[name] = batched(detector.encode, x, params.score.batch_size, device)
+        size = params.score.batch_size
+        codes[name] = batched(full_batches(detector.encode, size), x, size, device)
         require_finite(codes[name], f"encode: the latent codes of {name}", f"the model {model_path} is broken (did "
                        "its training diverge?); retrain it, e.g. with a lower learning rate")
         if name == "val":

@@ -11,12 +11,14 @@ from ..thresholds import fit_threshold
 from .common import components, log, read_scores
 
 
-@reads("score.component", "score.local", "threshold")
+@reads("score.component", "score.batch_size", "score.local", "threshold")
 def threshold(params: Params, scores_dir: str | Path, out_path: str | Path) -> None:
     val = read_scores(scores_dir, "val")
     comps = components(val, f"{scores_dir}/val.csv")
     thr = fit_threshold(params.threshold, comps, params.score.component, val["y"].to_numpy())
-    thr.scoring = {"local": to_dict(params.score.local)}  # what predict must reapply
+    # what predict must reapply: the local scores' settings, and the batch size (scores do not depend on
+    # the other images of a batch, but on its size, in the last digits)
+    thr.scoring = {"local": to_dict(params.score.local), "batch_size": params.score.batch_size}
     write_json(out_path, thr.to_dict())
     rules = [f"{b.component} > {b.high:.5g}" + (f" or < {b.low:.5g}" if b.low is not None else "")
              for b in thr.bounds]
