@@ -206,3 +206,62 @@ def test_an_images_score_does_not_depend_on_the_other_images_scored_with_it(mode
     among = score_components(det, test[:150], batch_size=64)
     for key, values in alone.items():
         assert torch.equal(values, among[key][:3]), key  # exactly, not approximately
+
+
+def mutations(blob: bytes, rng) -> list[bytes]:
+    """Damaged versions of a file: truncated, bytes flipped, random bytes, empty."""
+    out = [b"", rng.bytes(len(blob) // 2 + 1)]
+    for _ in range(6):
+        cut = int(rng.integers(1, len(blob)))
+        out.append(blob[:cut])
+        flipped = bytearray(blob)
+        for i in rng.integers(0, len(blob), size=8):
+            flipped[i] ^= 0xFF
+        out.append(bytes(flipped))
+    return out
+
+
+def test_fuzzed_readers_fail_with_one_error_never_another_exception(tmp_path, patterns, tiny_params):
+    """IDX files (plain and gzip), image files and model files, damaged at random: each read either works
+    or raises OddpixError (one `error:` line), never any other exception."""
+    import gzip
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from oddpix.data.folder import read_image_file
+    from oddpix.data.sources import load_idx_dataset
+    from oddpix.data.synthetic import write_idx_folder
+    from oddpix.models import build_detector, load_detector, save_detector
+
+    rng = np.random.default_rng(0)
+    clean = write_idx_folder(patterns, tmp_path / "clean" / "fashion-mnist")
+    target = clean / "t10k-labels-idx1-ubyte.gz"
+    original = target.read_bytes()
+    variants = mutations(original, rng) + mutations(gzip.decompress(original), rng)
+    variants.append(gzip.compress(bytes([0, 0, 8, 1]) + (2 ** 32 - 1).to_bytes(4, "big")))  # claims 4 G labels
+    for i, blob in enumerate(variants):
+        mirror = tmp_path / f"m{i}"
+        shutil.copytree(clean, mirror / "fashion-mnist")
+        (mirror / "fashion-mnist" / target.name).write_bytes(blob)
+        try:
+            load_idx_dataset("fashion_mnist", mirror=str(mirror), checksums="off", download=False)
+        except OddpixError:
+            pass
+
+    Image.fromarray(patterns.x_test[0, ..., 0]).save(tmp_path / "img.png")
+    for i, blob in enumerate(mutations((tmp_path / "img.png").read_bytes(), rng)):
+        (tmp_path / f"bad{i}.png").write_bytes(blob)
+        try:
+            read_image_file(tmp_path / f"bad{i}.png", 1, (28, 28))
+        except OddpixError:
+            pass
+
+    save_detector(build_detector("ae", tiny_params().models["ae"], (1, 28, 28)), tmp_path / "good.pt")
+    for i, blob in enumerate(mutations((tmp_path / "good.pt").read_bytes(), rng)):
+        (tmp_path / f"bad{i}.pt").write_bytes(blob)
+        try:
+            load_detector(tmp_path / f"bad{i}.pt")
+        except OddpixError:
+            pass

@@ -19,9 +19,10 @@ into ``cache_dir`` when ``data.download`` is true.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
+import math
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -140,7 +141,7 @@ def parse_idx(data: bytes, what: str = "IDX data") -> np.ndarray:
     if len(data) < header:
         raise OddpixError(f"{what} is truncated (header)")
     dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    count = int(np.prod(dims)) if dims else 0
+    count = math.prod(dims) if dims else 0  # Python integers: a crafted header cannot overflow the check
     if len(data) - header != count:
         raise OddpixError(f"{what} is truncated or padded: {len(data) - header} values for shape {dims}")
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims).copy()
@@ -167,9 +168,23 @@ def _read_member(folder: Path, name: str, archive_members: Optional[dict[str, by
     if raw_gz is None:
         return None
     try:
-        return gzip.decompress(raw_gz), raw_gz
-    except (OSError, EOFError) as exc:
+        return _gunzip(raw_gz, packed), raw_gz
+    except (OSError, EOFError, zlib.error) as exc:
         raise OddpixError(f"{packed} is not a readable gzip file ({exc}); replace it with the original") from None
+
+
+MAX_UNPACKED = 2 * 1024 ** 3  # the largest IDX file oddpix unpacks (EMNIST's largest is about 0.55 GB)
+
+
+def _gunzip(data: bytes, where: Path) -> bytes:
+    """gzip.decompress with a bound on the output, so a crafted file cannot fill the memory."""
+    out = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    unpacked = out.decompress(data, MAX_UNPACKED + 1)
+    if len(unpacked) > MAX_UNPACKED:
+        raise OddpixError(f"{where} unpacks to more than {MAX_UNPACKED // 1024 ** 3} GB; it is not an IDX file")
+    if not out.eof:
+        raise EOFError("compressed file ended before the end-of-stream marker was reached")
+    return unpacked
 
 
 def _mirror_sums(folder: Path) -> dict[str, str]:
