@@ -142,3 +142,42 @@ def leaderboard_then_again(work, env):
     first = sh("oddpix", "leaderboard", "--models", "cae,ae", "--classes", "0,1", cwd=work, env=env)
     second = sh("oddpix", "leaderboard", "--models", "cae,ae", "--classes", "0,1", cwd=work, env=env)
     return first, second
+
+
+def repro_killed_in(stage: str, work, env, timeout: float = 300.0) -> None:
+    """Start `dvc repro` and SIGKILL it (with its stage process) once ``stage`` has been running a moment."""
+    import signal
+    import time
+
+    log = work / f"killed-{stage}.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(["dvc", "repro"], cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while f"Running stage '{stage}'" not in log.read_text():
+            assert proc.poll() is None, f"dvc repro ended before stage {stage}:\n{log.read_text()}"
+            assert time.monotonic() < deadline, "stage never started"
+            time.sleep(0.05)
+        time.sleep(1.5)  # inside the stage
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def test_a_killed_repro_leaves_nothing_up_to_date_and_recovers(repo):
+    work, env = repo
+    repro_killed_in("train", work, env)
+    status = sh("dvc", "status", cwd=work, env=env).stdout
+    assert "train:" in status and not (work / "metrics/metrics.json").exists()
+    sh("dvc", "repro", cwd=work, env=env)
+    recovered = metrics(work)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["score"]["local"]["topk"] = 20  # score and the stages after it rerun; the default score is unchanged
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    repro_killed_in("score", work, env)
+    assert "score:" in sh("dvc", "status", cwd=work, env=env).stdout
+    sh("dvc", "repro", cwd=work, env=env)
+    again = metrics(work)
+    sh("dvc", "repro", "--force", cwd=work, env=env)  # an uninterrupted run of the same params
+    uninterrupted = metrics(work)
+    assert recovered["auroc"] == again["auroc"] == uninterrupted["auroc"]
+    assert again == uninterrupted
