@@ -128,8 +128,9 @@ def test_requests_are_checked_before_any_run():
     params = parse_params({})
     with pytest.raises(OddpixError, match="mnist has no class 10; valid classes: 0-9"):
         lb.validate(lb.Request(["knn"], list(range(0, 100)), ["mnist"]), params)
-    with pytest.raises(OddpixError, match="emnist_letters has no class 0; valid classes: 1-26"):
-        lb.validate(lb.Request(["knn"], [0], ["emnist_letters"]), params)
+    with pytest.raises(OddpixError, match="emnist_letters has no class 26; valid classes: 0-25"):
+        lb.validate(lb.Request(["knn"], [26], ["emnist_letters"]), params)
+    lb.validate(lb.Request(["knn"], [0, 25], ["emnist_letters"]), params)  # a and z
     with pytest.raises(OddpixError, match="'nosuch' is not a metric of these detectors; valid choices: auroc, "):
         lb.validate(lb.Request(["knn"], [0], ["mnist"], metric="nosuch"), params)
     with pytest.raises(OddpixError, match="unknown model 'vea'; valid choices: cae, ae"):

@@ -47,8 +47,7 @@ def check_classes(dataset: str, classes: Sequence[int]) -> None:
 
     if dataset not in DATASETS:
         return
-    info = DATASETS[dataset]
-    valid = range(info.label_offset, info.label_offset + info.n_classes)
+    valid = range(DATASETS[dataset].n_classes)  # labels are 0..n-1 once read (EMNIST letters' offset removed)
     wrong = [c for c in classes if c not in valid]
     if wrong:
         raise OddpixError(f"--classes: {dataset} has no class {wrong[0]}; valid classes: {valid.start}-{valid.stop - 1}")
