@@ -37,6 +37,9 @@ def test_pipeline_functions_end_to_end_and_deterministic(tmp_path, mirror, tiny_
     assert thr["bounds"][0]["high"] == pytest.approx(val.mean() + 3 * val.std())
     confusion = pd.read_csv(tmp_path / "a/curves/confusion.csv")
     assert len(confusion) == 300 and (confusion["predicted"] == "anomaly").sum() == first["tp"] + first["fp"]
+    # the false alarms the rule gives on test normals, next to those on the validation normals it was fitted on
+    assert first["false_alarm_rate"] == pytest.approx(first["fp"] / (first["fp"] + first["tn"]))
+    assert first["false_alarm_rate_val"] == pytest.approx((val > thr["bounds"][0]["high"]).mean())
 
 
 def test_stage_script_reports_bad_params_in_one_line(tmp_path):

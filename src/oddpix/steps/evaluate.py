@@ -24,6 +24,10 @@ def evaluate(params: Params, scores_dir: str | Path, threshold_path: str | Path,
     y = test["y"].to_numpy()
     predicted = thr.predict(comps)
     result = evaluate_scores(y, s, predicted, test["kind"].to_numpy(), comps)
+    val = read_scores(scores_dir, "val")  # the rule was fitted there: its false alarms on the normals it saw
+    val_normal = val["y"].to_numpy() == 0
+    result["false_alarm_rate"] = float(result["fp"] / max(result["fp"] + result["tn"], 1))
+    result["false_alarm_rate_val"] = float(thr.predict(components(val, f"{scores_dir}/val.csv"))[val_normal].mean())
     maps_path = Path(scores_dir) / "maps.npz"
     if maps_path.exists():  # the truth is known per pixel (corrupted protocol): how well the maps localise
         maps = read_npz(maps_path)
@@ -42,6 +46,8 @@ def evaluate(params: Params, scores_dir: str | Path, threshold_path: str | Path,
     names = np.array(["normal", "anomaly"])
     write_csv(Path(curves_dir) / "confusion.csv", pd.DataFrame({"actual": names[y], "predicted": names[predicted]}))
     log(f"evaluate: AUROC {result['auroc']:.4f}  AUPRC {result['auprc']:.4f}  accuracy {result['accuracy']:.4f}  "
-        f"F1 {result['f1']:.4f}  ({thr.rule} threshold {thr.high:.5g})"
+        f"F1 {result['f1']:.4f}  ({thr.rule} threshold {thr.high:.5g}: false alarms on test normals "
+        f"{result['false_alarm_rate']:.1%}, on the validation normals it was fitted on "
+        f"{result['false_alarm_rate_val']:.1%}; anomalies detected {result['recall']:.1%})"
         + (f"; pixel AUROC {result['pixel_auroc']:.4f}  PRO {result['pro']:.4f}" if "pixel_auroc" in result else ""))
     return metrics
