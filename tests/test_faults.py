@@ -265,3 +265,18 @@ def test_fuzzed_readers_fail_with_one_error_never_another_exception(tmp_path, pa
             load_detector(tmp_path / f"bad{i}.pt")
         except OddpixError:
             pass
+
+
+def test_captions_and_histograms_say_what_they_show():
+    import numpy as np
+
+    from oddpix.plots import score_histogram
+    from oddpix.steps.plots import _caption
+    from oddpix.thresholds import Bound
+
+    assert _caption(False, "normal") == "normal" and _caption(False, "T-shirt/top") == "normal T-shirt/top"
+    assert _caption(True, "Sneaker") == "anomaly Sneaker"
+    normal = np.r_[np.linspace(0, 1, 500), 50.0]  # one far outlier beyond the axis
+    fig = score_histogram([normal], [normal], [np.linspace(1, 2, 100)], [Bound("reconstruction", 1.0)], "zscore")
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any("beyond the axis, counted in the edge bins" in t for t in labels[:2])

@@ -117,7 +117,14 @@ def test_image_folder_is_read_resized_and_bad_files_are_named(tmp_path):
     images = load_image_folder(root, image_size=24, channels=3, warn=warnings.append)
     assert images.x.shape == (42, 24, 24, 3) and images.classes == ("Parasitized", "Uninfected")
     assert images.skipped == ["Uninfected/Thumbs.db"]
-    assert warnings == [f"warning: skipping {root / 'Uninfected/Thumbs.db'}: not a readable image"]
+    assert warnings == ["note: skipped 1 hidden or system file(s) (e.g. Uninfected/Thumbs.db)"]
+    (root / "Parasitized" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")  # hidden: counted the same way
+    (root / "Parasitized" / "notes.txt").write_text("not an image")              # unreadable: warned by name
+    warnings.clear()
+    again = load_image_folder(root, image_size=24, channels=3, warn=warnings.append)
+    assert sorted(again.skipped) == ["Parasitized/.DS_Store", "Parasitized/notes.txt", "Uninfected/Thumbs.db"]
+    assert warnings == [f"warning: skipping {root / 'Parasitized/notes.txt'}: not a readable image",
+                        "note: skipped 2 hidden or system file(s) (e.g. Parasitized/.DS_Store)"]
     gray = load_image_folder(root, image_size=16, channels=1, warn=lambda m: None)
     assert gray.x.shape == (42, 16, 16, 1)
 

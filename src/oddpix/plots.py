@@ -52,8 +52,10 @@ def score_histogram(val_normal: list[np.ndarray], test_normal: list[np.ndarray],
         for values, label, color in ((vn, "val normal", "tab:green"), (tn, "test normal", "tab:blue"),
                                      (ta, "test anomaly", "tab:red")):
             if len(values):
+                clipped = int(((values < lo) | (values > hi)).sum())
+                note = f", {clipped} beyond the axis, counted in the edge bins" if clipped else ""
                 ax.hist(np.clip(values, lo, hi), bins=bins, alpha=0.45, density=True,
-                        label=f"{label} (n={len(values)})", color=color)
+                        label=f"{label} (n={len(values)}{note})", color=color)
         ax.axvline(bound.high, color="black", linestyle="--", label=f"threshold {bound.high:.4g}")
         if bound.low is not None:
             ax.axvline(bound.low, color="black", linestyle=":", label=f"lower threshold {bound.low:.4g}")

@@ -55,6 +55,7 @@ class FolderImages:
                    arrays["skipped"].tolist(), arrays.get("masks"))
 
 
+SYSTEM_FILES = {"thumbs.db", "desktop.ini", "ehthumbs.db"}  # (and every name starting with a dot)
 MAX_PIXELS = 64_000_000  # a larger image is refused before it is decoded (PIL's decompression-bomb bound)
 
 
@@ -122,16 +123,22 @@ def load_image_folder(root: str | Path, image_size: int, channels: int, warn=pri
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name != "masks")
     if not class_dirs:
         raise OddpixError(f"data.folder.root: {root} has no class sub-folders")
-    files, labels = [], []
+    files, labels, system = [], [], []
     for k, d in enumerate(class_dirs):
-        for f in sorted(p for p in d.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        for f in sorted(p for p in d.rglob("*") if p.is_file()):
+            if f.name.startswith(".") or f.name.lower() in SYSTEM_FILES:  # .DS_Store, Thumbs.db: not read
+                system.append(str(f.relative_to(root)))
+                continue
             files.append(f)
             labels.append(k)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         images = list(pool.map(lambda f: _load_one(f, image_size, channels), files))
-    skipped = [str(f.relative_to(root)) for f, img in zip(files, images) if img is None]
-    for name in skipped:
+    unreadable = [str(f.relative_to(root)) for f, img in zip(files, images) if img is None]
+    for name in unreadable:
         warn(f"warning: skipping {root / name}: not a readable image")
+    if system:
+        warn(f"note: skipped {len(system)} hidden or system file(s) (e.g. {system[0]})")
+    skipped = unreadable + system
     ok = [i for i, img in enumerate(images) if img is not None]
     if not ok:
         raise OddpixError(f"data.folder.root: no readable images under {root}")

@@ -28,7 +28,7 @@ def download(params: Params, out_dir: str | Path, cache_dir: str | Path = "data/
             write_npz(out_dir / "folder.npz", **images.arrays())
             counts = ", ".join(f"{c} {int((images.y == k).sum())}" for k, c in enumerate(images.classes))
             log(f"folder: {len(images.y)} images ({counts}) from {f.root} at {f.image_size}x{f.image_size}, "
-                f"{len(images.skipped)} unreadable file(s) skipped")
+                f"{len(images.skipped)} file(s) skipped (unreadable, hidden or system)")
             continue
         raw = load_idx_dataset(name, mirror=params.data.mirror, checksums=params.data.checksums,
                                download=params.data.download, cache_dir=cache_dir)

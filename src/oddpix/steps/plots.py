@@ -29,6 +29,12 @@ def _kind_label(kind: str, classes: tuple[str, ...] | None) -> str:
     return rest or kind
 
 
+def _caption(anomalous: bool, label: str) -> str:
+    """``anomaly Sneaker``, ``normal T-shirt/top``; a label that already says it stays alone (``normal``)."""
+    kind = "anomaly" if anomalous else "normal"
+    return label if label == kind else f"{kind} {label}"
+
+
 def _image_figures(params, detector, prep: Preprocessor, x: torch.Tensor, test, ranking: np.ndarray, labels: list[str],
                    rng: np.random.Generator, threshold: Threshold, mask: np.ndarray | None) -> dict:
     """Reconstructions (detectors that reconstruct), the most and least anomalous images, their anomaly
@@ -41,7 +47,7 @@ def _image_figures(params, detector, prep: Preprocessor, x: torch.Tensor, test, 
     if recon is not None:
         out["reconstructions.png"] = figures.reconstruction_grid(
             prep.inverse(x[pick]).numpy(), prep.inverse(recon).numpy(), ranking[pick],
-            [("anomaly " if y[i] else "normal ") + labels[i] for i in pick])
+            [_caption(bool(y[i]), labels[i]) for i in pick])
     order = np.argsort(-ranking, kind="stable")
     rows = []
     for name, idx in (("most anomalous", order[:n]), ("least anomalous", order[::-1][:n].copy())):

@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 
 from ..config import Params, reads
-from ..io import read_json, write_csv, write_json
+from ..io import read_json, write_csv, write_json, write_text
 from ..models import FitData, build_detector, save_detector
 from ..runtime import resolve_device, seed_everything
 from ..training import FitContext
@@ -29,13 +29,16 @@ def train(params: Params, prepared_dir: str | Path, model_path: str | Path, hist
     if samples_dir is not None:  # sample grids of this run only (a DVC output: always there, maybe empty)
         samples_dir = Path(samples_dir)
         samples_dir.mkdir(parents=True, exist_ok=True)
-        for old in samples_dir.glob("*.png"):
-            old.unlink()
+        for old in [*samples_dir.glob("*.png"), samples_dir / "README.txt"]:
+            old.unlink(missing_ok=True)
     start = time.perf_counter()
     history = detector.fit(FitData(train_x, val_x, torch.from_numpy(train_meta["y"]),
                                    torch.from_numpy(val_meta["y"])),
                            FitContext(device, generator, sample_dir=samples_dir))
     seconds = time.perf_counter() - start
+    if samples_dir is not None and not any(samples_dir.glob("*.png")):  # DVC would warn of an empty output
+        write_text(samples_dir / "README.txt", f"{params.model} draws no samples while training; the GAN "
+                   "detectors (ganomaly, gan_mse) put their sample grids here.\n")
     detector.cpu()
     save_detector(detector, model_path, preprocess=read_json(Path(prepared_dir) / "preprocess.json"),
                   seed=params.seed)
