@@ -88,6 +88,11 @@ def test_repro_noop_experiment_diff_and_leaderboard(repo):
     diff = json.loads(sh("dvc", "metrics", "diff", "--json", cwd=work, env=env).stdout)
     auroc = diff["metrics/metrics.json"]["auroc"]
     assert auroc["old"] == pytest.approx(cae["auroc"]) and auroc["new"] == pytest.approx(ae["auroc"])
+    lined_up = sh("dvc", "exp", "show", "--md", "--drop", ".*", "--keep", "^Experiment$|params.yaml:model|"
+                  "^data.dataset$|^data.normal_classes$|^auroc$|^auprc$|^f1$|^false_alarm_rate$", cwd=work, env=env).stdout
+    header = [c.strip() for c in lined_up.splitlines()[0].strip("|").split("|")]
+    assert header[:2] == ["Experiment", "auroc"] and len(header) == 8 and "params.yaml:model" in header
+    assert "train_n" not in lined_up  # split counts are not DVC metrics
 
     # every detector x every normal class as experiments, one table; a second call reuses them all
     sh("git", "checkout", "--", ".", cwd=work, env=env)
