@@ -92,7 +92,7 @@ def test_repro_noop_experiment_diff_and_leaderboard(repo):
                   "^data.dataset$|^data.normal_classes$|^auroc$|^auprc$|^f1$|^false_alarm_rate$", cwd=work, env=env).stdout
     header = [c.strip() for c in lined_up.splitlines()[0].strip("|").split("|")]
     assert header[:2] == ["Experiment", "auroc"] and len(header) == 8 and "params.yaml:model" in header
-    assert "train_n" not in lined_up  # split counts are not DVC metrics
+    assert "train_n" not in lined_up  # the split counts are dropped
 
     # every detector x every normal class as experiments, one table; a second call reuses them all
     sh("git", "checkout", "--", ".", cwd=work, env=env)
@@ -123,7 +123,7 @@ def test_repro_noop_experiment_diff_and_leaderboard(repo):
     params["models"]["vae"]["epochs"] = 3
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = sh("dvc", "repro", cwd=work, env=env).stdout
-    assert "Running stage 'params'" in out and "Running stage 'download'" not in out and "Running stage 'train'" not in out
+    assert "Running stage 'params'" in out and "Running stage 'download'" not in out and "Running stage 'train'" not in out, out
     params["thresold"] = {"rule": "percentile"}
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     proc = sh("dvc", "repro", cwd=work, env=env, check=False)
