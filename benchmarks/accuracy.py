@@ -47,7 +47,7 @@ from oddpix.sweep import run_stages, set_key  # noqa: F401 (set_key: benchmarks/
 def run_one(raw: dict, root: Path) -> tuple[dict, float]:
     start = time.perf_counter()
     metrics = run_stages(raw, root)
-    train_report = json.loads((root / "train.json").read_text())
+    train_report = json.loads((root / "metrics/train.json").read_text())
     return {**metrics, "train": train_report}, time.perf_counter() - start
 
 

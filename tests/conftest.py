@@ -54,23 +54,10 @@ def tiny_params():
 
 
 def run_pipeline(params, root):
-    """Every stage function in order, outputs under ``root``; returns the metrics."""
-    from oddpix import pipeline
+    """Every stage function in order (plots included), outputs under ``root`` as in dvc.yaml; the metrics."""
+    from oddpix.sweep import run_stages
 
-    d = root
-    pipeline.download(params, d / "raw", d / "cache")
-    pipeline.split(params, d / "raw", d / "split", d / "metrics/split.json")
-    pipeline.preprocess(params, d / "split", d / "prepared")
-    pipeline.train(params, d / "prepared", d / "models/detector.pt", d / "plots/history.csv", d / "metrics/train.json")
-    pipeline.encode(params, d / "prepared", d / "models/detector.pt", d / "latents.npz", d / "models/kde.pt")
-    pipeline.score(params, d / "prepared", d / "models/detector.pt", d / "latents.npz", d / "models/kde.pt",
-                   d / "scores")
-    pipeline.threshold(params, d / "scores", d / "models/threshold.json")
-    metrics = pipeline.evaluate(params, d / "scores", d / "models/threshold.json", d / "metrics/metrics.json",
-                                d / "curves")
-    pipeline.plots(params, d / "prepared", d / "models/detector.pt", d / "scores", d / "models/threshold.json",
-                   d / "latents.npz", d / "models/kde.pt", d / "images")
-    return metrics
+    return run_stages(params, root, plots=True)
 
 
 TRAINED_SCORE = {"local": {"sigma": 0.5, "topk": 4}}  # not the defaults: predict must reapply them

@@ -37,12 +37,15 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence
 
 import yaml
 
 from .errors import OddpixError
 from .io import read_json, write_json
+
+if TYPE_CHECKING:
+    from .config import Params
 
 ENGINES = ("dvc", "ray", "local")
 _LOG_TAIL = 30  # lines of a failed cell's output kept in its JSON
@@ -170,24 +173,27 @@ def git_commit() -> Optional[str]:
     return proc.stdout.strip() or None if proc.returncode == 0 else None
 
 
-def run_stages(raw: dict, root: str | Path) -> dict:
-    """Every stage function ``dvc repro`` runs up to the metrics, in this process, outputs under ``root``;
-    returns the metrics (the plots stage is left out)."""
+def run_stages(raw: "dict | Params", root: str | Path, plots: bool = False) -> dict:
+    """Every stage function ``dvc repro`` runs, in this process, outputs under ``root`` laid out as in
+    dvc.yaml (``models/detector.pt``, ``metrics/metrics.json``, ``scores/``, ...); returns the metrics. The
+    plots stage only with ``plots`` (a sweep does not need its figures)."""
     from . import pipeline
-    from .config import parse_params
+    from .config import Params, parse_params
 
-    params = parse_params(raw)
-    root = Path(root)
-    pipeline.download(params, root / "raw", root / "cache")
-    pipeline.split(params, root / "raw", root / "split", root / "split.json")
-    pipeline.preprocess(params, root / "split", root / "prepared")
-    pipeline.train(params, root / "prepared", root / "model.pt", root / "history.csv", root / "train.json")
-    pipeline.encode(params, root / "prepared", root / "model.pt", root / "latents.npz", root / "kde.pt")
-    pipeline.score(params, root / "prepared", root / "model.pt", root / "latents.npz", root / "kde.pt",
-                   root / "scores")
-    pipeline.threshold(params, root / "scores", root / "threshold.json")
-    return pipeline.evaluate(params, root / "scores", root / "threshold.json", root / "metrics.json",
-                             root / "curves")
+    params = raw if isinstance(raw, Params) else parse_params(raw)
+    d = Path(root)
+    model, kde, threshold = d / "models/detector.pt", d / "models/kde.pt", d / "models/threshold.json"
+    pipeline.download(params, d / "raw", d / "cache")
+    pipeline.split(params, d / "raw", d / "split", d / "metrics/split.json")
+    pipeline.preprocess(params, d / "split", d / "prepared")
+    pipeline.train(params, d / "prepared", model, d / "plots/history.csv", d / "metrics/train.json")
+    pipeline.encode(params, d / "prepared", model, d / "latents.npz", kde)
+    pipeline.score(params, d / "prepared", model, d / "latents.npz", kde, d / "scores")
+    pipeline.threshold(params, d / "scores", threshold)
+    metrics = pipeline.evaluate(params, d / "scores", threshold, d / "metrics/metrics.json", d / "curves")
+    if plots:
+        pipeline.plots(params, d / "prepared", model, d / "scores", threshold, d / "latents.npz", kde, d / "images")
+    return metrics
 
 
 def describe(exc: BaseException) -> str:
