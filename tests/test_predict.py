@@ -49,6 +49,10 @@ def test_predict_gives_the_evaluation_scores_and_reports_bad_files(trained, imag
         for name in ("local_max", "local_topk"):  # the run's score.local settings travel with the threshold
             assert row[name] == pytest.approx(scores[name][i], rel=1e-5)
         assert row["anomaly"] == bool(scores["reconstruction"][i] > threshold)
+        # the calibrated score: the share of validation normals scoring at least as high (conformal)
+        val = pd.read_csv(root / "scores/val.csv", keep_default_na=False)
+        normal = val["reconstruction"][val["y"] == 0].to_numpy()
+        assert row["p_value"] == pytest.approx((1 + (normal >= row["score"]).sum()) / (1 + len(normal)))
 
 
 def test_predict_table_and_csv(trained, image_dir):
@@ -58,10 +62,10 @@ def test_predict_table_and_csv(trained, image_dir):
     table = run(root, *good)
     assert table.exit_code == 0
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["file", "score", "anomaly"] and len(lines) == 5
+    assert lines[0].split() == ["file", "score", "anomaly", "p_value"] and len(lines) == 5
     assert all(line.split()[2] in ("yes", "no") for line in lines[1:])
     as_csv = run(root, good[0], "--format", "csv")
-    assert as_csv.stdout.splitlines()[0] == "file,score,anomaly,error"
+    assert as_csv.stdout.splitlines()[0] == "file,score,anomaly,p_value,error"
 
 
 def test_predict_without_a_model_is_one_readable_line(tmp_path):

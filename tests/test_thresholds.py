@@ -104,3 +104,22 @@ def test_round_trip_and_non_finite_values():
 def test_too_few_scores():
     with pytest.raises(OddpixError, match="at least 2 finite"):
         fit_threshold(ThresholdConfig(), np.array([1.0]), "x")
+
+
+def test_p_values_are_calibrated_on_the_validation_normals():
+    from oddpix.thresholds import Bound, Threshold
+
+    rng = np.random.default_rng(0)
+    thr = Threshold("zscore", [Bound("reconstruction", 3.0)])
+    thr.calibrate({"reconstruction": rng.normal(size=2000)})
+    fresh_normal = thr.p_value({"reconstruction": rng.normal(size=4000)})
+    anomalies = thr.p_value({"reconstruction": rng.normal(4.0, 1.0, size=500)})
+    assert 0 < fresh_normal.min() and fresh_normal.max() <= 1
+    assert abs((fresh_normal <= 0.05).mean() - 0.05) < 0.015  # about uniform on normal images
+    assert np.median(anomalies) < 0.01
+    assert thr.p_value(np.array([1e9]))[0] == 1 / 2001 and thr.p_value(np.array([-1e9]))[0] == 1.0
+    again = Threshold.from_dict(thr.to_dict())
+    assert again.calibration == thr.calibration
+    big = Threshold("zscore", [Bound("reconstruction", 3.0)])
+    big.calibrate({"reconstruction": rng.normal(size=25000)})
+    assert len(big.calibration) == Threshold.MAX_CALIBRATION and big.calibration == sorted(big.calibration)

@@ -43,7 +43,7 @@ def predict(paths, model_path, kde_path, threshold_path, fmt, components, maps_d
         sys.exit(1)
     rows = [r.row() for r in results]
     if not components:
-        rows = [{k: row[k] for k in ("file", "score", "anomaly", "error")} for row in rows]
+        rows = [{k: row[k] for k in ("file", "score", "anomaly", "p_value", "error")} for row in rows]
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
     elif fmt == "csv":
@@ -55,14 +55,18 @@ def predict(paths, model_path, kde_path, threshold_path, fmt, components, maps_d
         click.echo(buf.getvalue(), nl=False)
     else:
         width = max(len(r.file) for r in results)
-        comp_names = [k for k in rows[0] if k not in ("file", "score", "anomaly", "error")] if components else []
-        click.echo(f"{'file':<{width}}  {'score':>10}  anomaly" + "".join(f"  {c:>14}" for c in comp_names))
+        fixed = ("file", "score", "anomaly", "p_value", "error")
+        comp_names = [k for k in rows[0] if k not in fixed] if components else []
+        click.echo(f"{'file':<{width}}  {'score':>10}  anomaly  {'p_value':>8}"
+                   + "".join(f"  {c:>14}" for c in comp_names))
         for r, row in zip(results, rows):
             if r.error:
                 click.echo(f"{r.file:<{width}}  {'-':>10}  error: {r.error}")
             else:
                 extra = "".join(f"  {row[c]:>14.6g}" for c in comp_names)
-                click.echo(f"{r.file:<{width}}  {r.score:>10.6g}  {'yes' if r.anomaly else 'no':<7}{extra}")
+                p_text = "-" if r.p_value is None else f"{r.p_value:.4f}"
+                flag = "yes" if r.anomaly else "no"
+                click.echo(f"{r.file:<{width}}  {r.score:>10.6g}  {flag:<7}  {p_text:>8}{extra}")
         click.echo(f"threshold: {scorer.threshold.rule} on {scorer.threshold.component}; "
                    f"{sum(bool(r.anomaly) for r in results)} of {sum(r.error is None for r in results)} "
                    "scored images flagged anomalous", err=True)
@@ -91,8 +95,10 @@ def textures(out_dir, n, size, defect_share, seed):
 @main.command()
 @click.option("--models", default="knn,cae,ae", show_default=True, help="comma-separated detectors (knn: the baseline)")
 @click.option("--classes", default="0-9", show_default=True, help="normal classes: 0-9, 0,3,5 ...")
-@click.option("--dataset", default=None, help="dataset, or several comma-separated (default: data.dataset of params.yaml)")
-@click.option("--seeds", default=1, show_default=True, type=int, help="seeds per cell: seed, seed+1, ... of params.yaml")
+@click.option("--dataset", default=None,
+              help="dataset, or several comma-separated (default: data.dataset of params.yaml)")
+@click.option("--seeds", default=1, show_default=True, type=int,
+              help="seeds per cell: seed, seed+1, ... of params.yaml")
 @click.option("-S", "--set", "extra", multiple=True, help="extra params for every run, key=value (as `dvc exp run -S`)")
 @click.option("--metric", default="auroc", show_default=True)
 @click.option("--engine", type=click.Choice(["dvc", "ray", "local"]), default="dvc", show_default=True,

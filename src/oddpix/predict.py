@@ -36,12 +36,13 @@ class Prediction:
     file: str
     score: Optional[float] = None
     anomaly: Optional[bool] = None
+    p_value: Optional[float] = None  # share of validation normals scoring at least as high
     components: dict = field(default_factory=dict)
     error: Optional[str] = None
 
     def row(self) -> dict:
-        return {"file": self.file, "score": self.score, "anomaly": self.anomaly, **self.components,
-                "error": self.error}
+        return {"file": self.file, "score": self.score, "anomaly": self.anomaly, "p_value": self.p_value,
+                **self.components, "error": self.error}
 
 
 @dataclass
@@ -140,9 +141,11 @@ def predict_files(scorer: Scorer, paths: Iterable[str | Path], maps_dir: str | P
     if good:
         x = torch.cat(tensors)
         ranking, decision, comps = scorer.score_tensor(x)
+        p_values = scorer.threshold.p_value(comps) if scorer.threshold.calibration else [None] * len(good)
         for j, i in enumerate(good):
             results[i].score = float(ranking[j])
             results[i].anomaly = bool(decision[j])
+            results[i].p_value = None if p_values[j] is None else float(p_values[j])
             results[i].components = {k: float(v[j]) for k, v in comps.items()}
         if maps_dir is not None:
             names = [files[i] for i in good]

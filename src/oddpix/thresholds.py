@@ -120,6 +120,25 @@ class Threshold:
     bounds: list[Bound]
     details: dict = field(default_factory=dict)
     scoring: dict = field(default_factory=dict)  # score settings predict must reapply (score.local)
+    calibration: list[float] = field(default_factory=list)  # sorted ranking scores of the validation normals
+
+    MAX_CALIBRATION = 10000  # more validation normals are thinned to this many evenly spaced quantiles
+
+    def calibrate(self, normal_scores: Mapping[str, np.ndarray]) -> None:
+        """Remember the validation normals' ranking scores, for :meth:`p_value`."""
+        values = np.sort(_finite(self.ranking(normal_scores)))
+        if len(values) > self.MAX_CALIBRATION:
+            values = np.quantile(values, np.linspace(0, 1, self.MAX_CALIBRATION))
+        self.calibration = values.tolist()
+
+    def p_value(self, scores: Mapping[str, np.ndarray] | np.ndarray) -> np.ndarray:
+        """The calibrated score of each image: the share of validation normals that score at least as high
+        (conformal, (1 + count) / (1 + n)): about uniform on normal images, small on anomalies."""
+        ref = np.asarray(self.calibration, dtype=np.float64)
+        if not len(ref):
+            raise ValueError("this threshold was stored without the validation normals' scores")
+        s = self.ranking(scores)
+        return (1 + len(ref) - np.searchsorted(ref, s, side="left")) / (1 + len(ref))
 
     @property
     def component(self) -> str:
@@ -169,7 +188,7 @@ class Threshold:
     @classmethod
     def from_dict(cls, data: dict) -> "Threshold":
         return cls(rule=data["rule"], bounds=[Bound(**b) for b in data["bounds"]], details=data.get("details", {}),
-                   scoring=data.get("scoring", {}))
+                   scoring=data.get("scoring", {}), calibration=data.get("calibration", []))
 
 
 def _finite(values: np.ndarray) -> np.ndarray:

@@ -16,6 +16,8 @@ def threshold(params: Params, scores_dir: str | Path, out_path: str | Path) -> N
     val = read_scores(scores_dir, "val")
     comps = components(val, f"{scores_dir}/val.csv")
     thr = fit_threshold(params.threshold, comps, params.score.component, val["y"].to_numpy())
+    normal = val["y"].to_numpy() == 0
+    thr.calibrate({k: v[normal] for k, v in comps.items()})  # predict's p-values
     # what predict must reapply: the local scores' settings, and the batch size (scores do not depend on
     # the other images of a batch, but on its size, in the last digits)
     thr.scoring = {"local": to_dict(params.score.local), "batch_size": params.score.batch_size}
