@@ -138,3 +138,15 @@ def test_requests_are_checked_before_any_run():
     lb.validate(lb.Request(["cae"], [0], ["mnist"], metric="auroc_density"), params)  # a component's AUROC
     with pytest.raises(OddpixError, match="--engine: 'slurm' is not an engine; valid choices: dvc, ray, local"):
         sweep.run_sweep({}, [], "r", "slurm")
+
+
+
+def test_a_dry_run_says_what_would_run_and_writes_nothing(tmp_path):
+    said = []
+    cells = sweep.cells_of("mnist", ["knn"], [0, 1], [42]) + [sweep.Cell("mnist", "knn", 2, 42, ("models.knn.k=-1",))]
+    result = sweep.run_sweep({}, cells, tmp_path / "r", "dvc", dry_run=True, log=said.append)
+    assert result.ran == 0 and not (tmp_path / "r").exists()
+    assert said[0] == "sweep: 3 cells, 0 finished already, 2 to run, 1 with invalid params (engine dvc)"
+    assert said[1].startswith("invalid: mnist/knn/c2-s42-") and "models.knn.k" in said[1]
+    assert said[2] == ("would run: mnist/knn/c0-s42  (dvc exp run --temp -n lb-mnist-knn-c0-s42 -S model=knn "
+                       "-S data.dataset=mnist -S data.normal_classes=[0] -S seed=42)")

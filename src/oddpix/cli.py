@@ -111,8 +111,9 @@ def textures(out_dir, n, size, defect_share, seed):
 @click.option("--reports", default="reports/sweep", show_default=True, help="one JSON per cell, for resuming")
 @click.option("--out", default="reports/leaderboard", show_default=True)
 @click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option("--dry-run", is_flag=True, help="say which cells would run (dvc: the commands); run nothing")
 def leaderboard(models, classes, dataset, seeds, extra, metric, engine, address, cpus_per_cell, gpus_per_cell,
-                reports, out, quiet):
+                reports, out, quiet, dry_run):
     """Run every detector over every normal class (and seed) and write one leaderboard per dataset.
 
     Every cell's result is a JSON under --reports; a cell already finished with the same params and code
@@ -128,11 +129,12 @@ def leaderboard(models, classes, dataset, seeds, extra, metric, engine, address,
                              datasets, seeds, tuple(extra), metric)
         text, failed = lb.run(request, base, engine, reports, out, log=lambda m: click.echo(m, err=True),
                               address=address, cpus_per_cell=cpus_per_cell, gpus_per_cell=gpus_per_cell,
-                              progress=not quiet)
+                              progress=not quiet, dry_run=dry_run)
     except OddpixError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    click.echo(text)
+    if text:
+        click.echo(text)
     if failed:
         click.echo(f"error: {len(failed)} cell(s) failed:\n" + "\n".join(f"  {f}" for f in failed), err=True)
         sys.exit(1)

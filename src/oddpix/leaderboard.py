@@ -220,7 +220,7 @@ def validate(request: Request, base: "Params") -> None:
 
 
 def run(request: Request, base_raw: dict, engine: str, reports: str | Path, out: str | Path,
-        log=print, **engine_options) -> tuple[str, list[str]]:
+        log=print, dry_run: bool = False, **engine_options) -> tuple[str, list[str]]:
     """Validate, run the sweep (every dataset), write one leaderboard per dataset; returns the Markdown of
     every leaderboard and the failed cells (their names and errors)."""
     from .config import parse_params
@@ -231,7 +231,9 @@ def run(request: Request, base_raw: dict, engine: str, reports: str | Path, out:
     validate(request, base)
     seeds = [base.seed + i for i in range(request.seeds)]
     cells = [c for d in request.datasets for c in cells_of(d, request.models, request.classes, seeds, request.settings)]
-    result = run_sweep(base_raw, cells, reports, engine, log=log, **engine_options)
+    result = run_sweep(base_raw, cells, reports, engine, log=log, dry_run=dry_run, **engine_options)
+    if dry_run:
+        return "", []
     texts = []
     for dataset in request.datasets:
         records = [r for c, r in result.records.items() if c.dataset == dataset]

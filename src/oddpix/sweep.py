@@ -316,8 +316,9 @@ class SweepResult:
 
 def run_sweep(base_raw: dict, cells: Sequence[Cell], reports: str | Path, engine: str = "local", *,
               address: Optional[str] = None, cpus_per_cell: float = 1.0, gpus_per_cell: float = 0.0,
-              progress: bool = True, log: Callable[[str], None] = print) -> SweepResult:
-    """Run every cell of ``cells`` that has no finished result in ``reports``; returns every cell's record."""
+              progress: bool = True, log: Callable[[str], None] = print, dry_run: bool = False) -> SweepResult:
+    """Run every cell of ``cells`` that has no finished result in ``reports``; returns every cell's record.
+    ``dry_run``: only say what would run (for the dvc engine, the commands), run and write nothing."""
     if engine not in ENGINES:
         raise OddpixError(f"--engine: {engine!r} is not an engine; valid choices: {', '.join(ENGINES)}")
     code = code_version()
@@ -325,6 +326,14 @@ def run_sweep(base_raw: dict, cells: Sequence[Cell], reports: str | Path, engine
     records = dict(p.done)
     log(f"sweep: {len(cells)} cells, {len(p.done)} finished already, {len(p.todo)} to run"
         + (f", {len(p.invalid)} with invalid params" if p.invalid else "") + f" (engine {engine})")
+    if dry_run:
+        for cell, message in p.invalid.items():
+            log(f"invalid: {cell}: {message}")
+        for cell in p.todo:
+            name = experiment_name(cell.dataset, cell.model, cell.cls, cell.settings, cell.seed)
+            log(f"would run: {cell}" + (f"  (dvc exp run --temp -n {name} -S " + " -S ".join(cell.overrides()) + ")"
+                                        if engine == "dvc" else ""))
+        return SweepResult(records, 0, len(p.done))
     bar = Progress(len(cells), len(p.done), enabled=progress)
     try:
         for cell, message in p.invalid.items():
