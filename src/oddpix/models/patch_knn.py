@@ -121,13 +121,23 @@ class PatchKNN(Detector):
                 f"{self.config.shift} px")
         return [{"epoch": 1, "loss": 0.0, "n_memory": float(len(self.bank))}]
 
+    def _blurred_bank(self) -> torch.Tensor:
+        """The remembered images blurred for the nearest-image search, computed once per memory and device
+        (not once per scored batch)."""
+        key = (self.bank.data_ptr(), self.bank.device, tuple(self.bank.shape))
+        if getattr(self, "_blurred_key", None) != key:
+            c, h, w = self.input_shape
+            self._blurred = gaussian_blur(self.bank.view(-1, c, h, w), GALLERY_BLUR).flatten(1)
+            self._blurred_key = key
+        return self._blurred
+
     def gallery_maps(self, x: torch.Tensor) -> torch.Tensor:
         """N x H x W: at each pixel the smallest distance between the window around it and the same window,
         shifted by up to ``shift`` pixels, in one of the image's ``gallery`` nearest training images."""
         c, h, w = self.input_shape
         p, r = self.config.patch, self.config.shift
         memory = self.bank.view(-1, c, h, w)
-        blurred = gaussian_blur(memory, GALLERY_BLUR).flatten(1)
+        blurred = self._blurred_bank()
         out = []
         for start in range(0, len(x), self.config.block):
             q = x[start:start + self.config.block].float()
