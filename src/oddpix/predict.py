@@ -1,7 +1,7 @@
 """Score new image files with a trained pipeline: the model, its preprocessing, the KDE and the threshold.
 
 The same code path as the pipeline's score and evaluate stages (stored preprocessing,
-:func:`oddpix.scoring.score_components`, ``Threshold.ranking`` / ``predict``), so an image that was in
+:func:`oddpix.scoring.score_with_maps`, ``Threshold.ranking`` / ``predict``), so an image that was in
 the test split gets the score evaluation gave it. Every step from file to tensor is the one the training
 images went through: the file is read (16-bit and float images scaled), resized to the size the training
 images had when they were read (an image folder's ``data.folder.image_size``, 28 x 28 for the IDX
@@ -25,7 +25,7 @@ from .io import read_json
 from .maps import LocalConfig
 from .models import load_detector
 from .preprocess import Preprocessor
-from .scoring import anomaly_maps, score_components
+from .scoring import score_with_maps
 from .thresholds import Threshold
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
@@ -68,15 +68,13 @@ class Scorer:
     def channels(self) -> int:
         return self.detector.input_shape[0]
 
-    def components(self, x: torch.Tensor) -> dict[str, np.ndarray]:
-        """Score components of preprocessed images, as the score stage computes them."""
-        comps = score_components(self.detector, x, self.kde, self.batch_size, local=self.local)
-        return {k: v.double().numpy() for k, v in comps.items()}
-
-    def score_tensor(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """Preprocessed N x C x H x W images -> (ranking score, 0/1 decision, components)."""
-        comps = self.components(x)
-        return self.threshold.ranking(comps), self.threshold.predict(comps), comps
+    def components(self, x: torch.Tensor, keep_maps: bool = False
+                   ) -> tuple[dict[str, np.ndarray], Optional[torch.Tensor]]:
+        """Score components of preprocessed images, as the score stage computes them, and with ``keep_maps``
+        the smoothed anomaly maps of the same pass."""
+        comps, maps = score_with_maps(self.detector, x, self.kde, self.batch_size, local=self.local,
+                                      keep_maps=keep_maps)
+        return {k: v.double().numpy() for k, v in comps.items()}, maps
 
 
 def collect_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -98,14 +96,13 @@ def read_image(path: Path, preprocessor: Preprocessor, channels: int) -> torch.T
     return preprocessor.transform(read_image_file(path, channels, size)[None])
 
 
-def write_heat_maps(scorer: Scorer, x: torch.Tensor, files: list[Path], out_dir: str | Path) -> list[Path]:
-    """One heat-map PNG per image (the smoothed anomaly map, inferno colours, black = 0 and white = that
+def write_heat_maps(maps: torch.Tensor, files: list[Path], out_dir: str | Path) -> list[Path]:
+    """One heat-map PNG per image (its smoothed anomaly map, inferno colours, black = 0 and white = that
     image's own maximum; the maximum itself is the ``local_max`` component) at the model's input size."""
     from PIL import Image
 
     from .plots import pyplot
 
-    maps = anomaly_maps(scorer.detector, x, scorer.batch_size, local=scorer.local)
     colours = pyplot().get_cmap("inferno")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -139,17 +136,18 @@ def predict_files(scorer: Scorer, paths: Iterable[str | Path], maps_dir: str | P
         good.append(i)
         tensors.append(x)
     if good:
-        x = torch.cat(tensors)
-        ranking, decision, comps = scorer.score_tensor(x)
-        p_values = scorer.threshold.p_value(comps) if scorer.threshold.calibration else [None] * len(good)
+        names = [files[i] for i in good]
+        if maps_dir is not None and len({f.stem for f in names}) < len(names):
+            raise OddpixError("--maps: two files share a name; score them in separate calls")
+        comps, maps = scorer.components(torch.cat(tensors), keep_maps=maps_dir is not None)
+        thr = scorer.threshold
+        ranking, decision = thr.ranking(comps), thr.predict(comps)
+        p_values = thr.p_value(comps) if thr.calibration else None
         for j, i in enumerate(good):
             results[i].score = float(ranking[j])
             results[i].anomaly = bool(decision[j])
-            results[i].p_value = None if p_values[j] is None else float(p_values[j])
+            results[i].p_value = float(p_values[j]) if p_values is not None else None
             results[i].components = {k: float(v[j]) for k, v in comps.items()}
         if maps_dir is not None:
-            names = [files[i] for i in good]
-            if len({f.stem for f in names}) < len(names):
-                raise OddpixError("--maps: two files share a name; score them in separate calls")
-            write_heat_maps(scorer, x, names, maps_dir)
+            write_heat_maps(maps, names, maps_dir)
     return results
