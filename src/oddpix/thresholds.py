@@ -182,6 +182,11 @@ class Threshold:
             return np.abs(s - centre) / half
         return np.max([(self._values(scores, b) - b.mean) / max(b.std, 1e-12) for b in self.bounds], axis=0)
 
+    def describe(self) -> str:
+        """Every bound of the rule: ``reconstruction > 0.1 or density > 12``."""
+        return " or ".join(f"{b.component} > {b.high:.5g}" + (f" or < {b.low:.5g}" if b.low is not None else "")
+                           for b in self.bounds)
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -14,12 +14,6 @@ from ..thresholds import Threshold
 from .common import components, log, read_scores
 
 
-def _rule_text(thr: Threshold) -> str:
-    """Every bound of the rule: ``reconstruction > 0.1 or density > 12``."""
-    return " or ".join(f"{b.component} > {b.high:.5g}" + (f" or < {b.low:.5g}" if b.low is not None else "")
-                       for b in thr.bounds)
-
-
 @reads("model")
 def evaluate(params: Params, scores_dir: str | Path, threshold_path: str | Path, metrics_path: str | Path,
              curves_dir: str | Path) -> dict:
@@ -52,7 +46,7 @@ def evaluate(params: Params, scores_dir: str | Path, threshold_path: str | Path,
     names = np.array(["normal", "anomaly"])
     write_csv(Path(curves_dir) / "confusion.csv", pd.DataFrame({"actual": names[y], "predicted": names[predicted]}))
     log(f"evaluate: AUROC {result['auroc']:.4f}  AUPRC {result['auprc']:.4f}  accuracy {result['accuracy']:.4f}  "
-        f"F1 {result['f1']:.4f}  ({thr.rule}: {_rule_text(thr)}; false alarms on test normals "
+        f"F1 {result['f1']:.4f}  ({thr.rule}: {thr.describe()}; false alarms on test normals "
         f"{result['false_alarm_rate']:.1%}, on the validation normals it was fitted on "
         f"{result['false_alarm_rate_val']:.1%}; anomalies detected {result['recall']:.1%})"
         + (f"; pixel AUROC {result['pixel_auroc']:.4f}  PRO {result['pro']:.4f}" if "pixel_auroc" in result else ""))

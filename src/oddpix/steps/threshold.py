@@ -22,6 +22,4 @@ def threshold(params: Params, scores_dir: str | Path, out_path: str | Path) -> N
     # the other images of a batch, but on its size, in the last digits)
     thr.scoring = {"local": to_dict(params.score.local), "batch_size": params.score.batch_size}
     write_json(out_path, thr.to_dict())
-    rules = [f"{b.component} > {b.high:.5g}" + (f" or < {b.low:.5g}" if b.low is not None else "")
-             for b in thr.bounds]
-    log(f"threshold: {thr.rule}: anomalous when " + " or ".join(rules))
+    log(f"threshold: {thr.rule}: anomalous when {thr.describe()}")
