@@ -234,12 +234,13 @@ def run(request: Request, base_raw: dict, engine: str, reports: str | Path, out:
     result = run_sweep(base_raw, cells, reports, engine, log=log, dry_run=dry_run, **engine_options)
     if dry_run:
         return "", []
+    failed = {c: f"{c}: {result.records[c].get('error')}" for c in result.failed}
     texts = []
     for dataset in request.datasets:
         records = [r for c, r in result.records.items() if c.dataset == dataset]
-        failed = [f"{c}: {r.get('error')}" for c, r in result.records.items() if c.dataset == dataset and r.get("status") != "ok"]
         where = Path(out) if len(request.datasets) == 1 else Path(out) / dataset
         title = f"{dataset}: one class normal" + (f" ({', '.join(request.settings)})" if request.settings else "")
-        texts.append(write_report(board(results(records, request.metric)), where, request.metric, title, failed))
+        texts.append(write_report(board(results(records, request.metric)), where, request.metric, title,
+                                  [f for c, f in failed.items() if c.dataset == dataset]))
         log(f"written: {where}/leaderboard.md, leaderboard.csv, leaderboard.png")
-    return "\n".join(texts), [f"{c}: {r.get('error')}" for c in result.failed for r in [result.records[c]]]
+    return "\n".join(texts), list(failed.values())

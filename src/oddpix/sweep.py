@@ -88,6 +88,14 @@ class Cell:
     def path(self, reports: str | Path) -> Path:
         return Path(reports) / self.dataset / self.model / f"{self.tag}.json"
 
+    @property
+    def experiment(self) -> str:
+        return experiment_name(self.dataset, self.model, self.cls, self.settings, self.seed)
+
+    def dvc_args(self) -> list[str]:
+        """``dvc exp run --temp -n <experiment> -S ...`` (without ``dvc``): this cell as a DVC experiment."""
+        return ["exp", "run", "--temp", "-n", self.experiment, *(a for o in self.overrides() for a in ("-S", o))]
+
     def overrides(self) -> list[str]:
         return [f"model={self.model}", f"data.dataset={self.dataset}", f"data.normal_classes=[{self.cls}]",
                 f"seed={self.seed}", *self.settings]
@@ -230,7 +238,6 @@ def run_cell(raw: dict, threads: Optional[int] = None) -> dict:
 
 @dataclass
 class Plan:
-    cells: list[Cell]
     raws: dict[Cell, dict]      # each cell's params
     done: dict[Cell, dict]      # finished before (status ok, same params and code)
     todo: list[Cell]
@@ -255,7 +262,7 @@ def plan(base_raw: dict, cells: Sequence[Cell], reports: str | Path, code: str) 
             done[cell] = previous
         else:
             todo.append(cell)
-    return Plan(list(cells), raws, done, todo, invalid)
+    return Plan(raws, done, todo, invalid)
 
 
 def read_record(path: Path) -> Optional[dict]:
@@ -266,8 +273,8 @@ def read_record(path: Path) -> Optional[dict]:
 
 
 def write_record(cell: Cell, reports: str | Path, raw: Optional[dict], result: dict, engine: str,
-                 code: str) -> dict:
-    record = {"cell": asdict(cell), "engine": engine, "code_version": code, "git_commit": git_commit(),
+                 code: str, commit: Optional[str]) -> dict:
+    record = {"cell": asdict(cell), "engine": engine, "code_version": code, "git_commit": commit,
               "params_hash": params_hash(raw) if raw is not None else None,
               "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), **result, "params": raw}
     write_json(cell.path(reports), record)
@@ -330,18 +337,18 @@ def run_sweep(base_raw: dict, cells: Sequence[Cell], reports: str | Path, engine
         for cell, message in p.invalid.items():
             log(f"invalid: {cell}: {message}")
         for cell in p.todo:
-            name = experiment_name(cell.dataset, cell.model, cell.cls, cell.settings, cell.seed)
-            log(f"would run: {cell}" + (f"  (dvc exp run --temp -n {name} -S " + " -S ".join(cell.overrides()) + ")"
-                                        if engine == "dvc" else ""))
+            log(f"would run: {cell}" + (f"  (dvc {' '.join(cell.dvc_args())})" if engine == "dvc" else ""))
         return SweepResult(records, 0, len(p.done))
     bar = Progress(len(cells), len(p.done), enabled=progress)
+    commit = git_commit()
     try:
         for cell, message in p.invalid.items():
-            records[cell] = write_record(cell, reports, None, {"status": "failed", "error": message}, engine, code)
+            records[cell] = write_record(cell, reports, None, {"status": "failed", "error": message}, engine, code,
+                                         commit)
             bar.update(records[cell])
 
         def finish(cell: Cell, result: dict) -> None:
-            records[cell] = write_record(cell, reports, p.raws[cell], result, engine, code)
+            records[cell] = write_record(cell, reports, p.raws[cell], result, engine, code, commit)
             if result["status"] != "ok":
                 bar.write(f"sweep: {cell} failed: {result['error']}")
             bar.update(records[cell])
@@ -358,10 +365,6 @@ def _run_local(p: Plan, finish: Callable[[Cell, dict], None], **_) -> None:
         finish(cell, run_cell(p.raws[cell]))
 
 
-def _ray_cell(raw: dict, threads: int) -> dict:
-    return run_cell(raw, threads)
-
-
 def _run_ray(p: Plan, finish: Callable[[Cell, dict], None], address: Optional[str] = None,
              cpus_per_cell: float = 1.0, gpus_per_cell: float = 0.0) -> None:
     if not p.todo:
@@ -375,7 +378,7 @@ def _run_ray(p: Plan, finish: Callable[[Cell, dict], None], address: Optional[st
         ray.init(address=address or os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
                  log_to_driver=False, configure_logging=False)
     try:
-        task = ray.remote(_ray_cell).options(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell, max_retries=0)
+        task = ray.remote(run_cell).options(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell, max_retries=0)
         threads = max(1, int(cpus_per_cell))
         pending = {task.remote(p.raws[cell], threads): cell for cell in p.todo}
         while pending:
@@ -396,14 +399,11 @@ def _run_ray(p: Plan, finish: Callable[[Cell, dict], None], address: Optional[st
 def _run_dvc(p: Plan, finish: Callable[[Cell, dict], None], **_) -> None:
     existing = finished_experiments() if p.todo else {}
     for cell in p.todo:
-        name = experiment_name(cell.dataset, cell.model, cell.cls, cell.settings, cell.seed)
+        name = cell.experiment
         start = time.perf_counter()
         try:
             if name not in existing:
-                args = ["exp", "run", "--temp", "-n", name]
-                for setting in cell.overrides():
-                    args += ["-S", setting]
-                dvc(args, capture=True)
+                dvc(cell.dvc_args(), capture=True)
                 existing = finished_experiments()
             if name not in existing:
                 raise OddpixError(f"experiment {name} finished without metrics/metrics.json")
