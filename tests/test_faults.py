@@ -167,9 +167,17 @@ def test_bad_model_files_are_one_error_line_never_an_unsafe_hint(tmp_path, tiny_
         assert "weights_only" not in str(err.value)
 
 
-def test_a_missing_idx_file_is_named(tmp_path, patterns):
-    from oddpix.data.sources import load_idx_dataset
+def test_a_missing_idx_file_is_named(tmp_path, patterns, monkeypatch):
+    import dataclasses
+
+    from oddpix.data import sources
+    from oddpix.data.sources import MIRROR_ENV, load_idx_dataset
     from oddpix.data.synthetic import write_idx_folder
+
+    # only the broken mirror may be found: not a mirror of the machine, not Debian's system folder
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    monkeypatch.setitem(sources.DATASETS, "fashion_mnist",
+                        dataclasses.replace(sources.DATASETS["fashion_mnist"], system_dirs=()))
 
     folder = write_idx_folder(patterns, tmp_path / "mirror" / "fashion-mnist")
     for f in folder.glob("t10k-labels-idx1-ubyte*"):
