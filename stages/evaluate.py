@@ -11,9 +11,10 @@ from oddpix.stage import stage_command
 @click.option("--threshold", "threshold_path", required=True)
 @click.option("--metrics", "metrics_path", required=True)
 @click.option("--curves", required=True)
-def main(params, scores, threshold_path, metrics_path, curves):
+@click.option("--predictions", required=True, help="CSV: every test image's source, score, p-value and decision")
+def main(params, scores, threshold_path, metrics_path, curves, predictions):
     """Evaluate the test scores and the thresholded decisions."""
-    evaluate(params, scores, threshold_path, metrics_path, curves)
+    evaluate(params, scores, threshold_path, metrics_path, curves, predictions)
 
 
 if __name__ == "__main__":

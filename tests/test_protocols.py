@@ -107,7 +107,8 @@ def make_tree(root, sizes=(("Parasitized", 12), ("Uninfected", 30))):
             size = int(rng.integers(40, 90))  # cell images come in many sizes
             img = rng.integers(0, 256, (size, size + 3, 3), dtype=np.uint8)
             Image.fromarray(img).save(root / name / f"{name[:3]}_{i}.png")
-    (root / "Uninfected" / "Thumbs.db").write_bytes(b"\x00\x01not an image")
+    if (root / "Uninfected").is_dir():
+        (root / "Uninfected" / "Thumbs.db").write_bytes(b"\x00\x01not an image")
     return root
 
 
@@ -142,6 +143,48 @@ def test_folder_protocol_splits_per_class(tmp_path):
     with pytest.raises(OddpixError, match="no folder 'Healthy' with images"):
         make_splits(data_cfg(dataset="folder", protocol="folder", normal_classes=["Healthy"],
                              folder={"root": str(root)}), {"folder": images}, 0)
+
+
+def test_folder_that_comes_split_is_used_as_split_or_merged(tmp_path):
+    root = tmp_path / "chest"
+    make_tree(root / "train", (("NORMAL", 20), ("PNEUMONIA", 6)))
+    make_tree(root / "valid", (("NORMAL", 5), ("PNEUMONIA", 2)))
+    make_tree(root / "test", (("NORMAL", 7), ("PNEUMONIA", 4)))
+    images = load_image_folder(root, 16, 3, warn=lambda m: None)
+    assert images.classes == ("NORMAL", "PNEUMONIA") and len(images.x) == 44  # not "classes: test, train, valid"
+    folder = {"root": str(root), "image_size": 16}
+    splits = make_splits(data_cfg(dataset="folder", protocol="folder", normal_classes=["NORMAL"], folder=folder),
+                         {"folder": images}, seed=0)
+    # use: the folder's own split, each image traced to its file
+    assert all(s.startswith("test/") for s in splits["test"].source) and len(splits["test"]) == 11
+    assert (splits["test"].y == 1).sum() == 4
+    assert all(s.startswith("valid/NORMAL/") for s in splits["val"].source) and len(splits["val"]) == 5
+    assert all(s.startswith("train/NORMAL/") for s in splits["train"].source) and len(splits["train"]) == 20
+    # merge: pooled, then split per class by test_fraction
+    merged = make_splits(data_cfg(dataset="folder", protocol="folder", normal_classes=["NORMAL"],
+                                  folder={**folder, "given_split": "merge", "test_fraction": 0.25}),
+                         {"folder": images}, seed=0)
+    assert len(merged["test"]) == 8 + 3 and {s.split("/")[0] for s in merged["test"].source} > {"test"}
+    assert len(merged["train"]) + len(merged["val"]) == 32 - 8
+    with pytest.raises(ConfigError, match=r"data.folder.given_split: 'mix' is not a valid choice.*use, merge"):
+        parse_params({"data": {"folder": {"given_split": "mix"}}})
+
+
+def test_every_image_of_a_split_is_traced_to_its_source(patterns, tmp_path):
+    cfg = data_cfg(normal_classes=[3])
+    splits = make_splits(cfg, {"fashion_mnist": patterns}, seed=0)
+    for name, split in splits.items():
+        part, index = np.char.partition(np.char.partition(split.source, ":")[:, 2], ":")[:, [0, 2]].T
+        assert set(part) == {"train" if name != "test" else "test"}
+        original = (patterns.x_train if name != "test" else patterns.x_test)[index.astype(int)]
+        np.testing.assert_array_equal(split.x, original)  # the source names the very image
+    root = make_tree(tmp_path / "cells")
+    images = load_image_folder(root, 16, 3, warn=lambda m: None)
+    folder_splits = make_splits(data_cfg(dataset="folder", protocol="folder", normal_classes=["Uninfected"],
+                                         folder={"root": str(root), "image_size": 16}), {"folder": images}, 0)
+    test = folder_splits["test"]
+    assert all((root / s).is_file() for s in test.source)
+    np.testing.assert_array_equal(test.y == 1, np.char.startswith(test.source, "Parasitized/"))
 
 
 def test_folder_errors(tmp_path):

@@ -136,7 +136,7 @@ def image_strip(rows: list[tuple[str, np.ndarray, list[str]]]):
     """Rows of images (C x H x W in [0, 1]) with a row name and a caption per image."""
     plt = pyplot()
     n = max(len(images) for _, images, _ in rows)
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.4 * n, 1.75 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.4 * n, 1.95 * len(rows)), squeeze=False)
     for r, (name, images, captions) in enumerate(rows):
         for i in range(n):
             ax = axes[r, i]

@@ -198,7 +198,8 @@ def run_stages(raw: "dict | Params", root: str | Path, plots: bool = False) -> d
     pipeline.encode(params, d / "prepared", model, d / "latents.npz", kde)
     pipeline.score(params, d / "prepared", model, d / "latents.npz", kde, d / "scores")
     pipeline.threshold(params, d / "scores", threshold)
-    metrics = pipeline.evaluate(params, d / "scores", threshold, d / "metrics/metrics.json", d / "curves")
+    metrics = pipeline.evaluate(params, d / "scores", threshold, d / "metrics/metrics.json", d / "curves",
+                                d / "predictions.csv")
     if plots:
         pipeline.plots(params, d / "prepared", model, d / "scores", threshold, d / "latents.npz", kde, d / "images")
     return metrics

@@ -1,6 +1,11 @@
 """Image folders as a dataset: one sub-directory of images per class (e.g. cell_images/Parasitized and
 cell_images/Uninfected), every image read, converted and resized to one size.
 
+Folders that come already split, ``<root>/{train,valid,test}/<class>/`` (also ``training``, ``val``,
+``validation``, ``testing``), are recognised: ``given_split: use`` keeps that split (train for training, valid
+for validation, test for testing), ``merge`` pools the images and splits them by ``test_fraction`` as for a
+plain class folder.
+
 Pixel truth, as MVTec AD brings it: a ``masks`` sub-directory of the root (never a class) may hold, for an
 image ``<class>/<path>/<name>.<ext>``, a mask ``masks/<class>/<path>/<name>.png`` (white = anomalous pixel;
 resized like the image, nearest neighbour). Images without a mask file have no anomalous pixel marked.
@@ -15,7 +20,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import OddpixError
-from ..schema import num
+from ..schema import choice, num
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,7 @@ class FolderConfig:
     image_size: int = num(64, ge=8, le=1024)
     channels: int = num(3, ge=1, le=3)
     test_fraction: float = num(0.2, gt=0.0, lt=1.0)
+    given_split: str = choice("use", ("use", "merge"))
 
     def problems(self) -> list[tuple[str, str]]:
         if self.channels == 2:
@@ -43,19 +49,25 @@ class FolderImages:
     files: np.ndarray         # paths relative to the root
     skipped: list[str]        # files that could not be read as images
     masks: Optional[np.ndarray] = None  # bool N x S x S, when the root has a masks/ folder
+    part: Optional[np.ndarray] = None   # "train" | "val" | "test" per image, when the folder comes split
 
     def arrays(self) -> dict[str, np.ndarray]:
-        masks = {} if self.masks is None else {"masks": self.masks}
+        extra = {} if self.masks is None else {"masks": self.masks}
+        if self.part is not None:
+            extra["part"] = self.part.astype(str)
         return {"x": self.x, "y": self.y, "classes": np.asarray(self.classes, dtype=str),
-                "files": self.files.astype(str), "skipped": np.asarray(self.skipped, dtype=str), **masks}
+                "files": self.files.astype(str), "skipped": np.asarray(self.skipped, dtype=str), **extra}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "FolderImages":
         return cls(arrays["x"], arrays["y"], tuple(arrays["classes"].tolist()), arrays["files"],
-                   arrays["skipped"].tolist(), arrays.get("masks"))
+                   arrays["skipped"].tolist(), arrays.get("masks"), arrays.get("part"))
 
 
 SYSTEM_FILES = {"thumbs.db", "desktop.ini", "ehthumbs.db"}  # (and every name starting with a dot)
+# the sub-folders of a folder that comes split, and the split each one feeds
+SPLIT_FOLDERS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+                 "test": "test", "testing": "test"}
 MAX_PIXELS = 64_000_000  # a larger image is refused before it is decoded (PIL's decompression-bomb bound)
 
 
@@ -120,17 +132,30 @@ def load_image_folder(root: str | Path, image_size: int, channels: int, warn=pri
     if not root.is_dir():
         raise OddpixError(f"data.folder.root: {root} is not a folder; it should hold one sub-folder of images "
                           "per class (e.g. cell_images/Parasitized, cell_images/Uninfected)")
-    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name != "masks")
-    if not class_dirs:
+    top = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name != "masks")
+    if not top:
         raise OddpixError(f"data.folder.root: {root} has no class sub-folders")
-    files, labels, system = [], [], []
-    for k, d in enumerate(class_dirs):
+    split_layout = all(d.name.lower() in SPLIT_FOLDERS for d in top)
+    if split_layout:  # <root>/{train,valid,test}/<class>/: the classes are one level down
+        groups = [(SPLIT_FOLDERS[d.name.lower()], c) for d in top for c in sorted(_subfolders(d))]
+        if not groups:
+            raise OddpixError(f"data.folder.root: {root} has {', '.join(d.name for d in top)}/ but no class "
+                              "sub-folders in them (expected e.g. train/<class>/<image>)")
+        if len({p for p, _ in groups}) < len(top):
+            raise OddpixError(f"data.folder.root: two of {', '.join(d.name for d in top)} in {root} name the same "
+                              "split; keep one folder per split")
+    else:
+        groups = [("", d) for d in top]
+    classes = sorted({d.name for _, d in groups})
+    files, labels, parts, system = [], [], [], []
+    for part, d in groups:
         for f in sorted(p for p in d.rglob("*") if p.is_file()):
             if f.name.startswith(".") or f.name.lower() in SYSTEM_FILES:  # .DS_Store, Thumbs.db: not read
                 system.append(str(f.relative_to(root)))
                 continue
             files.append(f)
-            labels.append(k)
+            labels.append(classes.index(d.name))
+            parts.append(part)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         images = list(pool.map(lambda f: _load_one(f, image_size, channels), files))
     unreadable = [str(f.relative_to(root)) for f, img in zip(files, images) if img is None]
@@ -156,5 +181,10 @@ def load_image_folder(root: str | Path, image_size: int, channels: int, warn=pri
             return m[..., 0] > 127
         with ThreadPoolExecutor(max_workers=workers) as pool:
             masks = np.stack(list(pool.map(mask_of, relative)))
-    return FolderImages(x, np.asarray(labels, dtype=np.int64)[ok], tuple(d.name for d in class_dirs),
-                        np.asarray([str(r) for r in relative]), skipped, masks)
+    return FolderImages(x, np.asarray(labels, dtype=np.int64)[ok], tuple(classes),
+                        np.asarray([str(r) for r in relative]), skipped, masks,
+                        np.asarray(parts)[ok] if split_layout else None)
+
+
+def _subfolders(d: Path) -> list[Path]:
+    return [c for c in d.iterdir() if c.is_dir() and not c.name.startswith(".")]

@@ -38,7 +38,7 @@ from . import corruptions
 from .corruptions import CorruptionConfig
 from .folder import FolderConfig
 from .sources import DATASETS, RawDataset
-from .splits import Split, class_kinds, labeled
+from .splits import Split, class_kinds, labeled, sources
 
 PROTOCOLS = Registry("protocol")  # name -> function(cfg, data, rng) -> splits
 
@@ -116,14 +116,18 @@ class LazyAnomalies:
 
 
 def assemble(normal: Split, anomalies: LazyAnomalies, test: Split, cfg: DataConfig,
-             rng: np.random.Generator) -> dict[str, Split]:
-    """Shuffle the normal training images into train and val, add contamination and val anomalies."""
-    order = rng.permutation(len(normal))
-    n_val = int(round(len(normal) * cfg.val_fraction))
-    if n_val < 1 or n_val >= len(normal):
-        raise OddpixError(f"data.val_fraction: {cfg.val_fraction} leaves {n_val} of {len(normal)} normal images "
-                          "for validation; it needs at least one for each of train and val")
-    val, train = normal.take(np.sort(order[:n_val])), normal.take(np.sort(order[n_val:]))
+             rng: np.random.Generator, val: Optional[Split] = None) -> dict[str, Split]:
+    """Shuffle the normal training images into train and val (unless ``val`` is given, as a folder's
+    valid/ is), add contamination and val anomalies."""
+    if val is None:
+        order = rng.permutation(len(normal))
+        n_val = int(round(len(normal) * cfg.val_fraction))
+        if n_val < 1 or n_val >= len(normal):
+            raise OddpixError(f"data.val_fraction: {cfg.val_fraction} leaves {n_val} of {len(normal)} normal "
+                              "images for validation; it needs at least one for each of train and val")
+        val, train = normal.take(np.sort(order[:n_val])), normal.take(np.sort(order[n_val:]))
+    else:
+        train, n_val = normal, len(val)
     if cfg.contamination > 0:
         n = int(round(len(train) * cfg.contamination / (1 - cfg.contamination)))
         train = Split.concat([train, anomalies.draw(max(n, 1), rng, f"data.contamination: {cfg.contamination}")])
@@ -149,17 +153,24 @@ def _normal_mask(labels: np.ndarray, cfg: DataConfig, present: np.ndarray, name:
     return np.isin(labels, cfg.normal_classes)
 
 
+def _normal_train(raw: RawDataset, keep: np.ndarray) -> Split:
+    """The training images ``keep`` of ``raw`` as normal images."""
+    return labeled(raw.x_train[keep], raw.y_train[keep], np.zeros(len(keep)), class_kinds(raw.y_train[keep]),
+                   sources(raw.name, "train", keep))
+
+
 @PROTOCOLS.register("one_vs_rest")
 def one_vs_rest(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str, Split]:
     raw: RawDataset = data[cfg.dataset]
     normal = _normal_mask(raw.y_train, cfg, np.unique(raw.y_train), raw.name)
     pool = np.flatnonzero(~normal)
     anomalies = LazyAnomalies(len(pool), lambda i: labeled(raw.x_train[pool[i]], raw.y_train[pool[i]], np.ones(len(i)),
-                                                           class_kinds(raw.y_train[pool[i]])))
+                                                           class_kinds(raw.y_train[pool[i]]),
+                                                           sources(raw.name, "train", pool[i])))
     keep = np.flatnonzero(normal)
     test_anomalous = ~np.isin(raw.y_test, cfg.normal_classes)
-    return assemble(labeled(raw.x_train[keep], raw.y_train[keep], np.zeros(len(keep)), class_kinds(raw.y_train[keep])),
-                    anomalies, labeled(raw.x_test, raw.y_test, test_anomalous, class_kinds(raw.y_test)), cfg, rng)
+    return assemble(_normal_train(raw, keep), anomalies, labeled(raw.x_test, raw.y_test, test_anomalous,
+                    class_kinds(raw.y_test), sources(raw.name, "test", np.arange(len(raw.y_test)))), cfg, rng)
 
 
 def match_images(x: np.ndarray, size: tuple[int, int], channels: int) -> np.ndarray:
@@ -186,16 +197,17 @@ def cross_dataset(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict
     normal = _normal_mask(raw.y_train, cfg, np.unique(raw.y_train), raw.name)
     keep = np.flatnonzero(normal)
     anomalies = LazyAnomalies(len(other.y_train), lambda i: labeled(
-        match_images(other.x_train[i], size, channels), other.y_train[i], np.ones(len(i)), np.full(len(i), kind)))
+        match_images(other.x_train[i], size, channels), other.y_train[i], np.ones(len(i)), np.full(len(i), kind),
+        sources(other.name, "train", i)))
     test_normal_class = ~np.isin(raw.y_test, cfg.normal_classes) if cfg.normal_classes != "all" else \
         np.zeros(len(raw.y_test), dtype=bool)
     test = Split.concat([
-        labeled(raw.x_test, raw.y_test, test_normal_class, class_kinds(raw.y_test)),
+        labeled(raw.x_test, raw.y_test, test_normal_class, class_kinds(raw.y_test),
+                sources(raw.name, "test", np.arange(len(raw.y_test)))),
         labeled(match_images(other.x_test, size, channels), other.y_test, np.ones(len(other.y_test)),
-                np.full(len(other.y_test), kind)),
+                np.full(len(other.y_test), kind), sources(other.name, "test", np.arange(len(other.y_test)))),
     ])
-    return assemble(labeled(raw.x_train[keep], raw.y_train[keep], np.zeros(len(keep)), class_kinds(raw.y_train[keep])),
-                    anomalies, test, cfg, rng)
+    return assemble(_normal_train(raw, keep), anomalies, test, cfg, rng)
 
 
 @PROTOCOLS.register("corrupted")
@@ -206,9 +218,9 @@ def corrupted(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str
              "overlap_max_shift": c.overlap_max_shift, "underscore_thickness": c.underscore_thickness,
              "underscore_length": c.underscore_length, "dot_radius": c.dot_radius}
 
-    def corrupt(x: np.ndarray, partners: np.ndarray, labels: np.ndarray) -> Split:
+    def corrupt(x: np.ndarray, partners: np.ndarray, labels: np.ndarray, source: np.ndarray) -> Split:
         out, types = corruptions.corrupt(x, c.types, rng, partners, **knobs)
-        return labeled(out, labels, np.ones(len(x)), np.char.add("corruption:", types))
+        return labeled(out, labels, np.ones(len(x)), np.char.add("corruption:", types), source)
 
     normal = _normal_mask(raw.y_train, cfg, np.unique(raw.y_train), raw.name)
     keep = np.flatnonzero(normal)
@@ -223,23 +235,23 @@ def corrupted(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str
 
     def make_train_anomalies(i: np.ndarray) -> Split:
         partners = partner_pool[rng.integers(0, len(partner_pool), len(i))]
-        return corrupt(raw.x_train[reserve[i]], partners, raw.y_train[reserve[i]])
+        return corrupt(raw.x_train[reserve[i]], partners, raw.y_train[reserve[i]], sources(raw.name, "train", reserve[i]))
 
     anomalies = LazyAnomalies(len(reserve), make_train_anomalies)
     test_class_anomaly = ~np.isin(raw.y_test, cfg.normal_classes) if cfg.normal_classes != "all" else \
         np.zeros(len(raw.y_test), dtype=bool)
-    clean = labeled(raw.x_test, raw.y_test, test_class_anomaly, class_kinds(raw.y_test))
+    clean = labeled(raw.x_test, raw.y_test, test_class_anomaly, class_kinds(raw.y_test),
+                    sources(raw.name, "test", np.arange(len(raw.y_test))))
     n_bad = int(round(len(clean) * c.fraction))
     chosen = np.sort(rng.choice(len(clean), n_bad, replace=False))
     partner = (chosen + rng.integers(1, len(clean), n_bad)) % len(clean)  # another test image, never itself
-    bad = corrupt(raw.x_test[chosen], raw.x_test[partner], raw.y_test[chosen])
+    bad = corrupt(raw.x_test[chosen], raw.x_test[partner], raw.y_test[chosen], clean.source[chosen])
     test = clean
     test.x = test.x.copy()
     test.x[chosen], test.y[chosen], test.kind[chosen] = bad.x, bad.y, bad.kind
     test.mask = np.zeros(test.x.shape[:3], dtype=bool)  # the pixels each corruption changed
     test.mask[chosen] = (bad.x != raw.x_test[chosen]).any(axis=-1)
-    return assemble(labeled(raw.x_train[keep], raw.y_train[keep], np.zeros(len(keep)), class_kinds(raw.y_train[keep])),
-                    anomalies, test, cfg, rng)
+    return assemble(_normal_train(raw, keep), anomalies, test, cfg, rng)
 
 
 @PROTOCOLS.register("folder")
@@ -257,21 +269,39 @@ def folder(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str, S
     names = np.asarray(classes)[images.y]
     is_anomaly = ~np.isin(names, cfg.normal_classes)
     kinds = np.char.add("class:", names)
-    test_idx = []
-    for k in range(len(classes)):  # a per-class split keeps the class balance of the folder
-        members = np.flatnonzero(images.y == k)
-        n_test = int(round(len(members) * cfg.folder.test_fraction))
-        test_idx.append(rng.permutation(members)[:n_test])
-    test_idx = np.sort(np.concatenate(test_idx)) if test_idx else np.zeros(0, dtype=int)
-    rest = np.setdiff1d(np.arange(len(images.y)), test_idx)
+
+    def take(index: np.ndarray, anomalous: np.ndarray) -> Split:
+        return labeled(images.x[index], images.y[index], anomalous, kinds[index], images.files[index])
+
+    given = images.part is not None and cfg.folder.given_split == "use"
+    if given:  # the folder's own test/ (and valid/) folders
+        test_idx = np.flatnonzero(images.part == "test")
+        if not len(test_idx):
+            raise OddpixError(f"data.folder.given_split: use: {cfg.folder.root} has no test/ folder with images; "
+                              "add one, or set data.folder.given_split: merge to split by data.folder.test_fraction")
+        rest = np.flatnonzero(images.part != "test")
+    else:
+        test_idx = []
+        for k in range(len(classes)):  # a per-class split keeps the class balance of the folder
+            members = np.flatnonzero(images.y == k)
+            n_test = int(round(len(members) * cfg.folder.test_fraction))
+            test_idx.append(rng.permutation(members)[:n_test])
+        test_idx = np.sort(np.concatenate(test_idx)) if test_idx else np.zeros(0, dtype=int)
+        rest = np.setdiff1d(np.arange(len(images.y)), test_idx)
     normal_rest, anomal_rest = rest[~is_anomaly[rest]], rest[is_anomaly[rest]]
-    anomalies = LazyAnomalies(len(anomal_rest), lambda i: labeled(
-        images.x[anomal_rest[i]], images.y[anomal_rest[i]], np.ones(len(i)), kinds[anomal_rest[i]]))
-    test = labeled(images.x[test_idx], images.y[test_idx], is_anomaly[test_idx], kinds[test_idx])
+    anomalies = LazyAnomalies(len(anomal_rest), lambda i: take(anomal_rest[i], np.ones(len(i))))
+    test = take(test_idx, is_anomaly[test_idx])
     if images.masks is not None:  # the folder's masks/: pixel truth of the test images
         test.mask = images.masks[test_idx]
-    return assemble(labeled(images.x[normal_rest], images.y[normal_rest], np.zeros(len(normal_rest)), kinds[normal_rest]),
-                    anomalies, test, cfg, rng)
+    normal_val = normal_rest[images.part[normal_rest] == "val"] if given else normal_rest[:0]
+    if len(normal_val):  # the folder's valid/ normals are the validation set; train/ normals are trained on
+        normal_train = normal_rest[images.part[normal_rest] == "train"]
+        if not len(normal_train):
+            raise OddpixError(f"data.normal_classes: the train/ folder of {cfg.folder.root} has no images of "
+                              f"{', '.join(map(str, cfg.normal_classes))}")
+        return assemble(take(normal_train, np.zeros(len(normal_train))), anomalies, test, cfg, rng,
+                        val=take(normal_val, np.zeros(len(normal_val))))
+    return assemble(take(normal_rest, np.zeros(len(normal_rest))), anomalies, test, cfg, rng)
 
 
 def make_splits(cfg: DataConfig, data: dict, seed: int) -> dict[str, Split]:

@@ -13,7 +13,7 @@ from ..data.splits import Split
 from ..errors import OddpixError
 from ..io import read_npz
 
-META_COLUMNS = ("index", "y", "label", "kind")
+META_COLUMNS = ("index", "source", "y", "label", "kind")
 
 
 def log(message: str) -> None:

@@ -1,4 +1,5 @@
-"""Evaluate stage: AUROC, AUPRC, accuracy, F1, per-kind results, ROC / PR curves and the confusion table."""
+"""Evaluate stage: AUROC, AUPRC, accuracy, F1, per-kind results, ROC / PR curves, the confusion table, and the
+decision on every test image (its source, score, calibrated p-value and whether it is flagged)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from .common import components, log, read_scores
 
 @reads("model")
 def evaluate(params: Params, scores_dir: str | Path, threshold_path: str | Path, metrics_path: str | Path,
-             curves_dir: str | Path) -> dict:
+             curves_dir: str | Path, predictions_path: str | Path) -> dict:
     test = read_scores(scores_dir, "test")
     thr = Threshold.from_dict(read_json(threshold_path))
     comps = components(test, f"{scores_dir}/test.csv")
@@ -43,6 +44,10 @@ def evaluate(params: Params, scores_dir: str | Path, threshold_path: str | Path,
     roc, pr = curves(y, s)
     write_csv(Path(curves_dir) / "roc.csv", roc)
     write_csv(Path(curves_dir) / "pr.csv", pr)
+    write_csv(predictions_path, pd.DataFrame({
+        "index": test["index"], "source": test["source"] if "source" in test else "", "y": y,
+        "kind": test["kind"], "score": s, "p_value": thr.p_value(comps) if thr.calibration else np.nan,
+        "anomaly": predicted}))
     names = np.array(["normal", "anomaly"])
     write_csv(Path(curves_dir) / "confusion.csv", pd.DataFrame({"actual": names[y], "predicted": names[predicted]}))
     log(f"evaluate: AUROC {result['auroc']:.4f}  AUPRC {result['auprc']:.4f}  accuracy {result['accuracy']:.4f}  "

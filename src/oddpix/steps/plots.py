@@ -35,6 +35,15 @@ def _caption(anomalous: bool, label: str) -> str:
     return label if label == kind else f"{kind} {label}"
 
 
+def _short_source(source: str, width: int = 14) -> str:
+    """``fashion_mnist:test:17`` -> ``test #17``; a file -> its name, cut to ``width`` characters."""
+    parts = source.split(":")
+    if len(parts) == 3 and parts[2].isdigit():
+        return f"{parts[1]} #{parts[2]}"
+    name = Path(source).name
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
 def _image_figures(params, detector, prep: Preprocessor, x: torch.Tensor, test, ranking: np.ndarray, labels: list[str],
                    rng: np.random.Generator, threshold: Threshold, mask: np.ndarray | None) -> dict:
     """Reconstructions (detectors that reconstruct), the most and least anomalous images, their anomaly
@@ -49,10 +58,12 @@ def _image_figures(params, detector, prep: Preprocessor, x: torch.Tensor, test, 
             prep.inverse(x[pick]).numpy(), prep.inverse(recon).numpy(), ranking[pick],
             [_caption(bool(y[i]), labels[i]) for i in pick])
     order = np.argsort(-ranking, kind="stable")
+    sources = test["source"].astype(str).to_numpy() if "source" in test else np.full(len(y), "")
     rows = []
     for name, idx in (("most anomalous", order[:n]), ("least anomalous", order[::-1][:n].copy())):
-        rows.append((name, prep.inverse(x[idx]).numpy(), [f"{labels[i] if y[i] else 'normal'}\n{ranking[i]:.3g}"
-                                                          for i in idx]))
+        rows.append((name, prep.inverse(x[idx]).numpy(), [
+            f"{labels[i] if y[i] else 'normal'}\n{ranking[i]:.3g}" + (f"\n{_short_source(sources[i])}" if sources[i] else "")
+            for i in idx]))
     out["extremes.png"] = figures.image_strip(rows)
     if detector.has_maps:  # where the detector sees the anomaly, on the most and least anomalous images
         local = LocalConfig(**threshold.scoring.get("local", {}))

@@ -19,6 +19,6 @@ def preprocess(params: Params, split_dir: str | Path, out_dir: str | Path) -> No
     for name, part in parts.items():
         x = prep.transform(part.x).numpy()
         mask = {} if part.mask is None else {"mask": resize_mask(part.mask, x.shape[2:])}
-        write_npz(out_dir / f"{name}.npz", x=x, y=part.y, label=part.label, kind=part.kind, **mask)
+        write_npz(out_dir / f"{name}.npz", x=x, y=part.y, label=part.label, kind=part.kind, source=part.source, **mask)
     write_json(out_dir / "preprocess.json", prep.to_dict())
     log(f"preprocess: images -> float32 {tuple(x.shape[1:])}, normalize={prep.normalize}")

@@ -35,8 +35,9 @@ def score(params: Params, prepared_dir: str | Path, model_path: str | Path, late
         for key, values in comps.items():
             require_finite(values, f"score: {name}: component {key}", f"the model {model_path} gives no usable "
                            "scores (did its training diverge?); retrain it, e.g. with a lower learning rate")
-        frame = pd.DataFrame({"index": np.arange(len(x)), "y": meta["y"], "label": meta["label"],
-                              "kind": meta["kind"], **{k: v.double().numpy() for k, v in comps.items()}})
+        frame = pd.DataFrame({"index": np.arange(len(x)), "source": meta["source"], "y": meta["y"],
+                              "label": meta["label"], "kind": meta["kind"],
+                              **{k: v.double().numpy() for k, v in comps.items()}})
         write_csv(Path(out_dir) / f"{name}.csv", frame)
         log(f"score: {name}: {len(frame)} images, components {', '.join(comps)}")
         if keep:
