@@ -81,6 +81,21 @@ def test_dot_is_a_bright_disc(batch):
         assert (out[i][out[i] != x[i]] == 255).all()
 
 
+def test_dot_contrasts_with_what_it_covers():
+    # a white dot on a white stroke, or a black one on black, would change no pixel: the dot takes the
+    # other colour, so every disc pixel changes by more than half the range
+    dark = np.full((8, 28, 28, 1), 20, dtype=np.uint8)
+    bright = np.full((8, 28, 28, 1), 240, dtype=np.uint8)
+    colour = np.zeros((8, 28, 28, 3), dtype=np.uint8)
+    colour[..., 0] = 250  # red: the dot is black in red, white in green and blue
+    for x, expect in ((dark, [255]), (bright, [0]), (colour, [0, 255, 255])):
+        out = C.dot(x, np.random.default_rng(3), dot_radius=(2.0, 2.0))
+        changed = (out != x).any(axis=3)
+        assert (changed.sum(axis=(1, 2)) >= 12).all()  # the whole disc, in every image
+        assert (np.abs(out.astype(int) - x)[changed] > 127).all(axis=-1).all()
+        assert (out[changed] == expect).all()
+
+
 def test_corrupt_draws_types_uniformly_and_is_reproducible(batch):
     x, other = batch
     x = np.repeat(x, 40, axis=0)

@@ -10,7 +10,8 @@ is never modified) and draws its randomness from the ``rng`` it is given, so a s
 * ``overlap``:     the pixel-wise maximum of x and ``other`` shifted by up to ``overlap_max_shift`` of the size;
 * ``underscore``:  a bright horizontal bar of ``underscore_thickness`` rows, ``underscore_length`` of the
                    width, centred, near the bottom edge;
-* ``dot``:         a bright filled disc of radius ``dot_radius`` pixels at a random position.
+* ``dot``:         a filled disc of radius ``dot_radius`` pixels at a random position, white on a dark spot
+                   and black on a bright one (per channel, by the mean under the disc), so it always shows.
 
 ``other`` is a batch of partner images (e.g. other test images) for the two mixing corruptions.
 """
@@ -88,7 +89,10 @@ def dot(x: np.ndarray, rng: np.random.Generator, dot_radius: Sequence[float] = (
     cx = rng.integers(margin, w - margin)
     yy, xx = np.arange(h)[None, :, None], np.arange(w)[None, None, :]
     disc = (yy - cy[:, None, None]) ** 2 + (xx - cx[:, None, None]) ** 2 <= (radius ** 2)[:, None, None]
-    out[disc] = 255
+    # the colour that contrasts with what it covers: a white dot on a white stroke would change nothing
+    under = (x * disc[..., None]).sum(axis=(1, 2)) / disc.sum(axis=(1, 2))[:, None]  # N x C mean under the disc
+    colour = np.where(under > 127.5, 0, 255).astype(np.uint8)
+    out[disc] = np.repeat(colour, disc.sum(axis=(1, 2)), axis=0)
     return out
 
 
