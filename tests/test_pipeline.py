@@ -24,7 +24,17 @@ def test_pipeline_functions_end_to_end_and_deterministic(tmp_path, mirror, tiny_
     assert first["n_test"] == 300 and first["tp"] + first["fn"] == 270
     assert read_json(tmp_path / "a/metrics/metrics.json") == first
     scores = pd.read_csv(tmp_path / "a/scores/test.csv", keep_default_na=False)
-    assert list(scores.columns[:4]) == ["index", "y", "label", "kind"]
+    assert list(scores.columns[:5]) == ["index", "source", "y", "label", "kind"]
+    # every scored image is traced to its place in the dataset (here the test split, in order)
+    assert list(scores["source"]) == [f"fashion_mnist:test:{i}" for i in range(300)]
+    # the decision per image: its score, calibrated p-value (share of validation normals at least as high)
+    predictions = pd.read_csv(tmp_path / "a/predictions.csv", keep_default_na=False)
+    assert list(predictions.columns) == ["index", "source", "y", "kind", "score", "p_value", "anomaly"]
+    assert predictions["anomaly"].sum() == first["tp"] + first["fp"]
+    val_normal = pd.read_csv(tmp_path / "a/scores/val.csv").query("y == 0")["reconstruction"].to_numpy()
+    expected = [(1 + (val_normal >= s).sum()) / (1 + len(val_normal)) for s in predictions["score"]]
+    np.testing.assert_allclose(predictions["p_value"], expected)
+    assert predictions.query("y == 1")["p_value"].mean() < 0.2 < predictions.query("y == 0")["p_value"].mean()
     assert {"reconstruction", "bce", "mse", "density"} <= set(scores.columns)
     assert first["auroc_density"] > 0.8
     history = pd.read_csv(tmp_path / "a/plots/history.csv")
@@ -34,12 +44,13 @@ def test_pipeline_functions_end_to_end_and_deterministic(tmp_path, mirror, tiny_
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     thr = read_json(tmp_path / "a/models/threshold.json")
     val = pd.read_csv(tmp_path / "a/scores/val.csv")["reconstruction"]
-    assert thr["bounds"][0]["high"] == pytest.approx(val.mean() + 3 * val.std())
+    assert thr["rule"] == "percentile" and thr["bounds"][0]["high"] == pytest.approx(np.percentile(val, 95))
     confusion = pd.read_csv(tmp_path / "a/curves/confusion.csv")
     assert len(confusion) == 300 and (confusion["predicted"] == "anomaly").sum() == first["tp"] + first["fp"]
     # the false alarms the rule gives on test normals, next to those on the validation normals it was fitted on
     assert first["false_alarm_rate"] == pytest.approx(first["fp"] / (first["fp"] + first["tn"]))
     assert first["false_alarm_rate_val"] == pytest.approx((val > thr["bounds"][0]["high"]).mean())
+    assert first["false_alarm_target"] == pytest.approx(0.05)  # what the default rule (percentile 95) aims at
 
 
 def test_stage_script_reports_bad_params_in_one_line(tmp_path):

@@ -123,3 +123,20 @@ def test_p_values_are_calibrated_on_the_validation_normals():
     big = Threshold("zscore", [Bound("reconstruction", 3.0)])
     big.calibrate({"reconstruction": rng.normal(size=25000)})
     assert len(big.calibration) == Threshold.MAX_CALIBRATION and big.calibration == sorted(big.calibration)
+
+
+def test_each_rule_states_the_false_alarm_rate_it_aims_at():
+    rng = np.random.default_rng(0)
+    val = {"reconstruction": rng.normal(size=20000)}
+    cases = [(ThresholdConfig(rule="percentile", percentile=95.0), 0.05),
+             (ThresholdConfig(rule="percentile", percentile=99.0, two_sided=True), 0.01),
+             (ThresholdConfig(rule="zscore", k=3.0), 0.0013499),
+             (ThresholdConfig(rule="zscore", k=2.0, two_sided=True), 0.0455003),
+             (ThresholdConfig(rule="percentile", contamination=0.1), None),
+             (ThresholdConfig(rule="otsu"), None)]
+    for cfg, target in cases:
+        thr = Threshold.from_dict(fit_threshold(cfg, val, "reconstruction").to_dict())  # survives the JSON
+        got = thr.false_alarm_target()
+        assert got is None if target is None else got == pytest.approx(target, rel=1e-4), cfg
+        if target is not None:  # on Gaussian normals, as many are flagged as the rule says
+            assert thr.predict(rng.normal(size=200000)).mean() == pytest.approx(target, rel=0.15, abs=2e-4)

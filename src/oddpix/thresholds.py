@@ -26,6 +26,8 @@ interval's centre in half-widths for a two-sided bound, and the largest standard
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Mapping, Optional
 
@@ -46,7 +48,7 @@ def rule_names() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class ThresholdConfig:
-    rule: str = choice("zscore", rule_names)
+    rule: str = choice("percentile", rule_names)
     k: float = num(3.0, gt=0.0)
     two_sided: bool = False
     percentile: float = num(95.0, gt=0.0, lt=100.0)
@@ -182,6 +184,17 @@ class Threshold:
             return np.abs(s - centre) / half
         return np.max([(self._values(scores, b) - b.mean) / max(b.std, 1e-12) for b in self.bounds], axis=0)
 
+    def false_alarm_target(self) -> Optional[float]:
+        """The share of normal images the rule means to flag: 1 - percentile / 100 for ``percentile`` (not
+        with ``contamination``), for ``zscore`` the normal distribution's tail beyond ``k`` std (what mean +
+        k std promises if the normals' scores were Gaussian); None for the other rules."""
+        d = self.details
+        if self.rule == "percentile" and d.get("contamination") is None and "percentile" in d:
+            return (100.0 - d["percentile"]) / 100.0
+        if self.rule == "zscore" and "k" in d:
+            return 0.5 * math.erfc(d["k"] / math.sqrt(2.0)) * (2 if d.get("two_sided") else 1)
+        return None
+
     def describe(self) -> str:
         """Every bound of the rule: ``reconstruction > 0.1 or density > 12``."""
         return " or ".join(f"{b.component} > {b.high:.5g}" + (f" or < {b.low:.5g}" if b.low is not None else "")
@@ -291,5 +304,5 @@ def fit_threshold(cfg: ThresholdConfig, scores: Mapping[str, np.ndarray] | np.nd
         raise OddpixError(f"threshold.rule: {cfg.base_rule} {LABELS_NEEDED}; it has none")
     names = list(cfg.dual_components) if cfg.rule == "dual" else [component]
     bounds = [_bound(cfg.base_rule, cfg, component_values(scores, name), y, name, details) for name in names]
-    details.update(two_sided=cfg.two_sided, k=cfg.k, percentile=cfg.percentile)
+    details.update(two_sided=cfg.two_sided, k=cfg.k, percentile=cfg.percentile, contamination=cfg.contamination)
     return Threshold(rule=cfg.rule, bounds=bounds, details=details)

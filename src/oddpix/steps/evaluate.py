@@ -29,6 +29,9 @@ def evaluate(params: Params, scores_dir: str | Path, threshold_path: str | Path,
     val_normal = val["y"].to_numpy() == 0
     result["false_alarm_rate"] = float(result["fp"] / max(result["fp"] + result["tn"], 1))
     result["false_alarm_rate_val"] = float(thr.predict(components(val, f"{scores_dir}/val.csv"))[val_normal].mean())
+    target = thr.false_alarm_target()
+    if target is not None:  # what the rule promises, next to what it gave
+        result["false_alarm_target"] = target
     maps_path = Path(scores_dir) / "maps.npz"
     if maps_path.exists():  # the truth is known per pixel (corrupted protocol): how well the maps localise
         maps = read_npz(maps_path)
@@ -52,7 +55,8 @@ def evaluate(params: Params, scores_dir: str | Path, threshold_path: str | Path,
     write_csv(Path(curves_dir) / "confusion.csv", pd.DataFrame({"actual": names[y], "predicted": names[predicted]}))
     log(f"evaluate: AUROC {result['auroc']:.4f}  AUPRC {result['auprc']:.4f}  accuracy {result['accuracy']:.4f}  "
         f"F1 {result['f1']:.4f}  ({thr.rule}: {thr.describe()}; false alarms on test normals "
-        f"{result['false_alarm_rate']:.1%}, on the validation normals it was fitted on "
-        f"{result['false_alarm_rate_val']:.1%}; anomalies detected {result['recall']:.1%})"
+        f"{result['false_alarm_rate']:.1%}" + (f" (the rule aims at {target:.2%})" if target is not None else "")
+        + f", on the validation normals it was fitted on {result['false_alarm_rate_val']:.1%}; "
+        f"anomalies detected {result['recall']:.1%})"
         + (f"; pixel AUROC {result['pixel_auroc']:.4f}  PRO {result['pro']:.4f}" if "pixel_auroc" in result else ""))
     return metrics
