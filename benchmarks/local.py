@@ -41,13 +41,14 @@ def write_table(results: Path, table: Path) -> None:
         rows[(r["setup"], r["dataset"], r["model"], " ".join(r["sets"]))] = r  # the last run of a cell wins
     lines = ["<!-- written by benchmarks/local.py from its results file; do not edit by hand -->", "",
              "| set-up | dataset | detector | settings | image AUROC (component) | whole-image component | "
-             "local_topk | detected | pixel AUROC | PRO | s | peak MB | machine |",
+             "local_topk | detected (threshold) | pixel AUROC | PRO | s | peak MB | machine |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for (setup, dataset, model, sets), r in sorted(rows.items()):
         m = r["metrics"]
         whole = {"knn": "distance", "cae": "reconstruction", "patch_knn": "patch_max", "ssl": "fused"}.get(model)
         kind = [k for k in m if k.startswith("detected_")]
-        detected = f"{m[kind[0]]:.2f}" if len(kind) == 1 else "-"
+        rule = {"zscore": "z3", "percentile": "p95"}.get(m.get("threshold_rule"), m.get("threshold_rule"))
+        detected = f"{m[kind[0]]:.2f} ({rule})" if len(kind) == 1 else "-"
 
         def fmt(key: str) -> str:
             return f"{m[key]:.3f}" if key in m else "-"
