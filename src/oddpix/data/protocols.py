@@ -264,8 +264,9 @@ def folder(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str, S
                           f"classes found: {', '.join(classes) or 'none'}")
     empty = [c for c in cfg.normal_classes if not (images.y == classes.index(c)).any()]
     if empty:
-        raise OddpixError(f"data.normal_classes: class {empty[0]!r} has no readable images in "
-                          f"{Path(cfg.folder.root) / empty[0]}; add images or choose another class")
+        where = Path(cfg.folder.root) / ("*" if images.part is not None else "") / empty[0]
+        raise OddpixError(f"data.normal_classes: class {empty[0]!r} has no readable images in {where}; add images "
+                          "or choose another class")
     names = np.asarray(classes)[images.y]
     is_anomaly = ~np.isin(names, cfg.normal_classes)
     kinds = np.char.add("class:", names)
