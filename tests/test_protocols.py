@@ -166,6 +166,9 @@ def test_folder_that_comes_split_is_used_as_split_or_merged(tmp_path):
                          {"folder": images}, seed=0)
     assert len(merged["test"]) == 8 + 3 and {s.split("/")[0] for s in merged["test"].source} > {"test"}
     assert len(merged["train"]) + len(merged["val"]) == 32 - 8
+    (root / "val" / "NORMAL").mkdir(parents=True)  # val/ beside valid/: which one is the validation split?
+    with pytest.raises(OddpixError, match="two of test, train, val, valid .* name the same split"):
+        load_image_folder(root, 16, 3, warn=lambda m: None)
     with pytest.raises(ConfigError, match=r"data.folder.given_split: 'mix' is not a valid choice.*use, merge"):
         parse_params({"data": {"folder": {"given_split": "mix"}}})
 

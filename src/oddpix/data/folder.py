@@ -141,7 +141,7 @@ def load_image_folder(root: str | Path, image_size: int, channels: int, warn=pri
         if not groups:
             raise OddpixError(f"data.folder.root: {root} has {', '.join(d.name for d in top)}/ but no class "
                               "sub-folders in them (expected e.g. train/<class>/<image>)")
-        if len({p for p, _ in groups}) < len(top):
+        if len({SPLIT_FOLDERS[d.name.lower()] for d in top}) < len(top):
             raise OddpixError(f"data.folder.root: two of {', '.join(d.name for d in top)} in {root} name the same "
                               "split; keep one folder per split")
     else:
