@@ -29,6 +29,7 @@ import yaml
 
 from oddpix.config import parse_params
 from oddpix.leaderboard import parse_classes
+from oddpix.metrics import evaluate
 from oddpix.sweep import run_stages, set_key
 from oddpix.thresholds import ThresholdConfig, fit_threshold
 
@@ -44,14 +45,13 @@ RULES = {
 
 
 def judge(rule: dict, val: pd.DataFrame, test: pd.DataFrame, component: str) -> dict:
-    comps = {c: val[c].to_numpy(np.float64) for c in val.columns if c == component}
-    thr = fit_threshold(ThresholdConfig(**rule), comps, component, val["y"].to_numpy())
-    y = test["y"].to_numpy()
-    flagged = thr.predict({component: test[component].to_numpy(np.float64)})
-    tp, fp = int((flagged & (y == 1)).sum()), int((flagged & (y == 0)).sum())
-    fn, tn = int((~flagged & (y == 1)).sum()), int((~flagged & (y == 0)).sum())
-    return {"false_alarm_rate": fp / max(fp + tn, 1), "detected": tp / max(tp + fn, 1),
-            "accuracy": (tp + tn) / len(y), "f1": 2 * tp / max(2 * tp + fp + fn, 1)}
+    """The rule fitted on ``val``, its decisions on ``test`` scored by the evaluate stage's metrics."""
+    thr = fit_threshold(ThresholdConfig(**rule), val[component].to_numpy(np.float64), component,
+                        val["y"].to_numpy())
+    s = test[component].to_numpy(np.float64)
+    m = evaluate(test["y"].to_numpy(), s, thr.predict(s))
+    return {"false_alarm_rate": m["fp"] / max(m["fp"] + m["tn"], 1), "detected": m["recall"],
+            "accuracy": m["accuracy"], "f1": m["f1"]}
 
 
 def table(rows: list[dict]) -> str:

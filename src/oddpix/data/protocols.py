@@ -159,6 +159,12 @@ def _normal_train(raw: RawDataset, keep: np.ndarray) -> Split:
                    sources(raw.name, "train", keep))
 
 
+def _test_images(raw: RawDataset, anomalous: np.ndarray) -> Split:
+    """Every test image of ``raw``, anomalous where ``anomalous``, kinds by class."""
+    return labeled(raw.x_test, raw.y_test, anomalous, class_kinds(raw.y_test),
+                   sources(raw.name, "test", np.arange(len(raw.y_test))))
+
+
 @PROTOCOLS.register("one_vs_rest")
 def one_vs_rest(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str, Split]:
     raw: RawDataset = data[cfg.dataset]
@@ -169,8 +175,7 @@ def one_vs_rest(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[s
                                                            sources(raw.name, "train", pool[i])))
     keep = np.flatnonzero(normal)
     test_anomalous = ~np.isin(raw.y_test, cfg.normal_classes)
-    return assemble(_normal_train(raw, keep), anomalies, labeled(raw.x_test, raw.y_test, test_anomalous,
-                    class_kinds(raw.y_test), sources(raw.name, "test", np.arange(len(raw.y_test)))), cfg, rng)
+    return assemble(_normal_train(raw, keep), anomalies, _test_images(raw, test_anomalous), cfg, rng)
 
 
 def match_images(x: np.ndarray, size: tuple[int, int], channels: int) -> np.ndarray:
@@ -202,8 +207,7 @@ def cross_dataset(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict
     test_normal_class = ~np.isin(raw.y_test, cfg.normal_classes) if cfg.normal_classes != "all" else \
         np.zeros(len(raw.y_test), dtype=bool)
     test = Split.concat([
-        labeled(raw.x_test, raw.y_test, test_normal_class, class_kinds(raw.y_test),
-                sources(raw.name, "test", np.arange(len(raw.y_test)))),
+        _test_images(raw, test_normal_class),
         labeled(match_images(other.x_test, size, channels), other.y_test, np.ones(len(other.y_test)),
                 np.full(len(other.y_test), kind), sources(other.name, "test", np.arange(len(other.y_test)))),
     ])
@@ -240,8 +244,7 @@ def corrupted(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str
     anomalies = LazyAnomalies(len(reserve), make_train_anomalies)
     test_class_anomaly = ~np.isin(raw.y_test, cfg.normal_classes) if cfg.normal_classes != "all" else \
         np.zeros(len(raw.y_test), dtype=bool)
-    clean = labeled(raw.x_test, raw.y_test, test_class_anomaly, class_kinds(raw.y_test),
-                    sources(raw.name, "test", np.arange(len(raw.y_test))))
+    clean = _test_images(raw, test_class_anomaly)
     n_bad = int(round(len(clean) * c.fraction))
     chosen = np.sort(rng.choice(len(clean), n_bad, replace=False))
     partner = (chosen + rng.integers(1, len(clean), n_bad)) % len(clean)  # another test image, never itself

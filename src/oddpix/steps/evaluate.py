@@ -48,7 +48,7 @@ def evaluate(params: Params, scores_dir: str | Path, threshold_path: str | Path,
     write_csv(Path(curves_dir) / "roc.csv", roc)
     write_csv(Path(curves_dir) / "pr.csv", pr)
     write_csv(predictions_path, pd.DataFrame({
-        "index": test["index"], "source": test["source"] if "source" in test else "", "y": y,
+        "index": test["index"], "source": test["source"], "y": y,
         "kind": test["kind"], "score": s, "p_value": thr.p_value(comps) if thr.calibration else np.nan,
         "anomaly": predicted}))
     names = np.array(["normal", "anomaly"])

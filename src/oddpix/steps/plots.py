@@ -58,12 +58,14 @@ def _image_figures(params, detector, prep: Preprocessor, x: torch.Tensor, test, 
             prep.inverse(x[pick]).numpy(), prep.inverse(recon).numpy(), ranking[pick],
             [_caption(bool(y[i]), labels[i]) for i in pick])
     order = np.argsort(-ranking, kind="stable")
-    sources = test["source"].astype(str).to_numpy() if "source" in test else np.full(len(y), "")
+    sources = test["source"].astype(str).to_numpy()
+
+    def caption(i: int) -> str:  # kind and score, as the extremes and the anomaly maps show them
+        return f"{labels[i] if y[i] else 'normal'}\n{ranking[i]:.3g}"
     rows = []
     for name, idx in (("most anomalous", order[:n]), ("least anomalous", order[::-1][:n].copy())):
         rows.append((name, prep.inverse(x[idx]).numpy(), [
-            f"{labels[i] if y[i] else 'normal'}\n{ranking[i]:.3g}" + (f"\n{_short_source(sources[i])}" if sources[i] else "")
-            for i in idx]))
+            caption(i) + (f"\n{_short_source(sources[i])}" if sources[i] else "") for i in idx]))
     out["extremes.png"] = figures.image_strip(rows)
     if detector.has_maps:  # where the detector sees the anomaly, on the most and least anomalous images
         local = LocalConfig(**threshold.scoring.get("local", {}))
@@ -71,7 +73,7 @@ def _image_figures(params, detector, prep: Preprocessor, x: torch.Tensor, test, 
         for name, idx in (("most anomalous", order[:n]), ("least anomalous", order[::-1][:n].copy())):
             maps = anomaly_maps(detector, x[idx], local=local).numpy()
             groups.append((name, prep.inverse(x[idx]).numpy(), maps, None if mask is None else mask[idx],
-                           [f"{labels[i] if y[i] else 'normal'}\n{ranking[i]:.3g}" for i in idx]))
+                           [caption(i) for i in idx]))
         out["anomaly_maps.png"] = figures.anomaly_map_grid(groups)
     kinds = test["kind"].to_numpy().astype(str)
     corruption_types = sorted({k.split(":", 1)[1] for k in kinds if k.startswith("corruption:")})
