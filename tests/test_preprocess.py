@@ -33,3 +33,22 @@ def test_standardize_uses_training_statistics_only():
     restored = Preprocessor.from_dict(prep.to_dict())
     torch.testing.assert_close(restored.inverse(restored.transform(train)), torch.from_numpy(train / 255.0)
                                .permute(0, 3, 1, 2).float())
+
+
+def test_local_contrast_takes_the_lighting_out_and_keeps_a_pit():
+    """normalize: local: one texture under two lightings (gain and a gradient) comes out nearly equal; a dark
+    pit added to one stays the most extreme pixel."""
+    from oddpix.preprocess import Preprocessor
+
+    rng = np.random.default_rng(0)
+    texture = rng.random((1, 48, 48, 1)) * 0.2 + 0.4
+    ramp = np.linspace(0.6, 1.4, 48)[None, None, :, None]
+    pit = texture * ramp * 0.7
+    pit[0, 20:23, 30:33] = 0.02
+    images = np.concatenate([texture, texture * ramp * 0.7, pit]) * 255
+    pre = Preprocessor(normalize="local", local_sigma=4.0).fit(images.astype(np.uint8))
+    out = pre.transform(images.astype(np.uint8))
+    plain = Preprocessor().transform(images.astype(np.uint8))
+    assert (plain[0] - plain[1]).abs().mean() > plain[0].std()  # the lighting dominates the raw pixels
+    assert (out[0] - out[1]).abs().mean() < 0.2 * out[0].abs().mean()  # and is gone after
+    assert np.unravel_index(int(out[2, 0].argmin()), (48, 48)) in {(r, c) for r in range(20, 23) for c in range(30, 33)}

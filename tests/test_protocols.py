@@ -239,3 +239,34 @@ def test_unsupervised_models_early_stop_on_normal_validation_images_only():
     data = FitData(torch.zeros(4, 1, 2, 2), torch.arange(3.0).view(3, 1, 1, 1).expand(3, 1, 2, 2),
                    val_y=torch.tensor([0, 1, 0]))
     assert data.normal_val_x()[:, 0, 0, 0].tolist() == [0.0, 2.0]
+
+
+def test_photos_of_one_object_stay_in_one_split(tmp_path):
+    """data.folder.groups: several photos of one tile never straddle train/val/test; anomalies: test tests every
+    anomalous image; an images/ + masks/ root reads its classes from images/ and its masks from masks/."""
+    root = tmp_path / "tiles"
+    make_tree(root / "images", (("Free", 60), ("Crack", 9)))
+    (root / "masks" / "Crack").mkdir(parents=True)
+    mask = np.zeros((50, 53), dtype=np.uint8)
+    mask[10:20, 5:40] = 255
+    Image.fromarray(mask).save(root / "masks" / "Crack" / "Cra_0.png")
+    images = load_image_folder(root, 16, 1, warn=lambda m: None)
+    assert images.classes == ("Crack", "Free") and images.files[0] == "images/Crack/Cra_0.png"
+    assert images.masks[0].any() and not images.masks[1:].any()  # the mask found beside, not under, images/
+    groups = root / "groups.csv"  # six photos per tile, as six lightings of one magnetic tile
+    groups.write_text("file,group\n" + "".join(f"images/Free/Fre_{i}.png,tile{i // 6}\n" for i in range(60)))
+    cfg = data_cfg(dataset="folder", protocol="folder", normal_classes=["Free"],
+                   folder={"root": str(root), "image_size": 16, "channels": 1, "test_fraction": 0.2,
+                           "anomalies": "test", "groups": str(groups)})
+    splits = make_splits(cfg, {"folder": images}, seed=3)
+    tile = {name: {int(s.rsplit("_", 1)[1].split(".")[0]) // 6 for s in split.source if "/Free/" in s}
+            for name, split in splits.items()}
+    assert not (tile["train"] & tile["test"]) and not (tile["train"] & tile["val"]) and not (tile["val"] & tile["test"])
+    assert (splits["test"].y == 0).sum() == 12 and (splits["test"].y == 1).sum() == 9  # 2 whole tiles; every crack
+    assert len(splits["val"]) % 6 == 0 and len(splits["val"]) > 0
+    ungrouped = make_splits(data_cfg(dataset="folder", protocol="folder", normal_classes=["Free"],
+                                     folder={"root": str(root), "test_fraction": 0.2}), {"folder": images}, seed=3)
+    assert (ungrouped["test"].y == 1).sum() == 2  # split like the normals: 20 % of 9
+    groups.write_text("name,tile\nx,1\n")
+    with pytest.raises(OddpixError, match="data.folder.groups: .* needs the columns file and group"):
+        make_splits(cfg, {"folder": images}, seed=3)

@@ -1,5 +1,11 @@
 """Normalization, resizing and channel conversion, fitted on the training split only.
 
+``local`` (local contrast normalisation) takes the lighting out of photos: every pixel minus the Gaussian
+mean of its neighbourhood (std ``local_sigma`` px), divided by the neighbourhood's Gaussian std (plus a
+fifth of the image's mean local std, so flat regions are not blown up into noise). A tile photographed
+under six lightings then looks alike six times; a dark pit stays a dark pit. It suits the distance
+detectors (knn, patch_knn, ssl); values are unbounded, so not for a BCE loss.
+
 A :class:`Preprocessor` is fitted once (``standardize`` statistics come from the training normals),
 saved as a small dict, and stored with the model weights so that scoring a new image later applies
 exactly the same transform as evaluation did.
@@ -7,6 +13,7 @@ exactly the same transform as evaluation did.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
@@ -19,7 +26,8 @@ from .schema import num
 
 @dataclass(frozen=True)
 class PreprocessConfig:
-    normalize: Literal["unit", "standardize"] = "unit"
+    normalize: Literal["unit", "standardize", "local"] = "unit"
+    local_sigma: float = num(8.0, gt=0.0, le=64.0)
     image_size: Optional[int] = num(None, ge=4)
     channels: Optional[int] = num(None, ge=1, le=3)
 
@@ -29,17 +37,20 @@ class Preprocessor:
     normalize: str = "unit"
     image_size: Optional[int] = None
     channels: Optional[int] = None
+    local_sigma: float = 8.0
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)
     source_size: Optional[list[int]] = None  # H, W of the images fit saw (as read from their files)
 
     @classmethod
     def from_config(cls, cfg: PreprocessConfig) -> "Preprocessor":
-        return cls(normalize=cfg.normalize, image_size=cfg.image_size, channels=cfg.channels)
+        return cls(normalize=cfg.normalize, image_size=cfg.image_size, channels=cfg.channels,
+                   local_sigma=cfg.local_sigma)
 
     def to_dict(self) -> dict:
         return {"normalize": self.normalize, "image_size": self.image_size, "channels": self.channels,
-                "mean": list(self.mean), "std": list(self.std), "source_size": self.source_size}
+                "mean": list(self.mean), "std": list(self.std), "source_size": self.source_size,
+                "local_sigma": self.local_sigma}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Preprocessor":
@@ -79,13 +90,31 @@ class Preprocessor:
             mean = torch.tensor(self.mean).view(1, -1, 1, 1)
             std = torch.tensor(self.std).view(1, -1, 1, 1)
             t = (t - mean) / std
+        elif self.normalize == "local":
+            t = local_contrast(t, self.local_sigma)
         return t
 
     def inverse(self, t: torch.Tensor) -> torch.Tensor:
         """Back to [0, 1] pixels for pictures."""
         if self.normalize == "standardize":
             t = t * torch.tensor(self.std).view(1, -1, 1, 1) + torch.tensor(self.mean).view(1, -1, 1, 1)
+        elif self.normalize == "local":  # not invertible: shown with +-3 local stds as black and white
+            t = (t + 3.0) / 6.0
         return t.clamp(0.0, 1.0)
+
+
+def local_contrast(t: torch.Tensor, sigma: float) -> torch.Tensor:
+    """N x C x H x W -> (t - local mean) / (local std + 0.2 * the image's mean local std), each channel on its
+    own; Gaussian neighbourhoods of std ``sigma``, edges replicated."""
+    from .maps import gaussian_blur
+
+    radius = max(1, int(math.ceil(3 * sigma)))
+
+    def blur(v: torch.Tensor) -> torch.Tensor:
+        return gaussian_blur(F.pad(v, (radius,) * 4, mode="replicate"), sigma)[..., radius:-radius, radius:-radius]
+    high = t - blur(t)
+    spread = blur(high * high).clamp_min(0.0).sqrt()
+    return high / (spread + 0.2 * spread.mean(dim=(2, 3), keepdim=True) + 1e-6)
 
 
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -9,6 +9,15 @@ plain class folder.
 Pixel truth, as MVTec AD brings it: a ``masks`` sub-directory of the root (never a class) may hold, for an
 image ``<class>/<path>/<name>.<ext>``, a mask ``masks/<class>/<path>/<name>.png`` (white = anomalous pixel;
 resized like the image, nearest neighbour). Images without a mask file have no anomalous pixel marked.
+Photos of one object (several shots, lightings or crops of the same tile, patient or part) must not be
+split between training and test, or a detector scores "seen this object before" instead of "defect":
+``groups`` names a CSV with columns ``file`` (the path under the root, as the ``source`` column shows it)
+and ``group``; the test and validation images are then drawn a whole group at a time (images not listed
+are a group of their own). ``anomalies: test`` tests every image of an anomalous class (MVTec-style
+one-class benchmarks) instead of splitting it by ``test_fraction`` like the normals.
+
+A root holding only ``images/`` and ``masks/`` (``images/<class>/<name>.jpg`` beside
+``masks/<class>/<name>.png``, as the magnetic-tile defect set comes) reads its classes from ``images/``.
 """
 
 from __future__ import annotations
@@ -32,6 +41,8 @@ class FolderConfig:
     channels: int = num(3, ge=1, le=3)
     test_fraction: float = num(0.2, gt=0.0, lt=1.0)
     given_split: str = choice("use", ("use", "merge"))
+    anomalies: str = choice("split", ("split", "test"))  # test: every anomalous-class image is a test image
+    groups: Optional[str] = None  # CSV (columns file, group): images of one group stay in one split
 
     def problems(self) -> list[tuple[str, str]]:
         if self.channels == 2:
@@ -133,6 +144,10 @@ def load_image_folder(root: str | Path, image_size: int, channels: int, warn=pri
         raise OddpixError(f"data.folder.root: {root} is not a folder; it should hold one sub-folder of images "
                           "per class (e.g. cell_images/Parasitized, cell_images/Uninfected)")
     top = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name != "masks")
+    classes_root = root
+    if [d.name for d in top] == ["images"] and (root / "masks").is_dir():  # <root>/{images,masks}/<class>/
+        classes_root = root / "images"
+        top = sorted(d for d in classes_root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not top:
         raise OddpixError(f"data.folder.root: {root} has no class sub-folders")
     split_layout = all(d.name.lower() in SPLIT_FOLDERS for d in top)
@@ -168,7 +183,7 @@ def load_image_folder(root: str | Path, image_size: int, channels: int, warn=pri
     if not ok:
         raise OddpixError(f"data.folder.root: no readable images under {root}")
     x = np.stack([images[i] for i in ok])
-    relative = [files[i].relative_to(root) for i in ok]
+    relative = [files[i].relative_to(classes_root) for i in ok]
     masks = None
     if (root / "masks").is_dir():
         def mask_of(rel: Path) -> np.ndarray:
@@ -182,8 +197,30 @@ def load_image_folder(root: str | Path, image_size: int, channels: int, warn=pri
         with ThreadPoolExecutor(max_workers=workers) as pool:
             masks = np.stack(list(pool.map(mask_of, relative)))
     return FolderImages(x, np.asarray(labels, dtype=np.int64)[ok], tuple(classes),
-                        np.asarray([str(r) for r in relative]), skipped, masks,
+                        np.asarray([str(files[i].relative_to(root)) for i in ok]), skipped, masks,
                         np.asarray(parts)[ok] if split_layout else None)
+
+
+def read_groups(path: str | Path, files: np.ndarray) -> np.ndarray:
+    """The group of each of ``files`` from the ``file,group`` CSV at ``path`` (an unlisted file is its own
+    group)."""
+    import csv
+
+    path = Path(path).expanduser()
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise OddpixError(f"data.folder.groups: cannot read {path}: {exc.strerror or exc}") from None
+    if rows and not {"file", "group"} <= set(rows[0]):
+        raise OddpixError(f"data.folder.groups: {path} needs the columns file and group; it has "
+                          f"{', '.join(rows[0])}")
+    group_of = {r["file"]: r["group"] for r in rows}
+    listed = np.asarray([f in group_of for f in files])
+    if rows and not listed.any():
+        raise OddpixError(f"data.folder.groups: no file of {path} is an image of the folder (files are paths "
+                          f"under the root, e.g. {files[0]})")
+    return np.asarray([f"group:{group_of[f]}" if f in group_of else f"file:{f}" for f in files])
 
 
 def _subfolders(d: Path) -> list[Path]:

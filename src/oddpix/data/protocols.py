@@ -36,7 +36,7 @@ from ..registry import Registry
 from ..schema import choice, num, section
 from . import corruptions
 from .corruptions import CorruptionConfig
-from .folder import FolderConfig
+from .folder import FolderConfig, read_groups
 from .sources import DATASETS, RawDataset
 from .splits import Split, class_kinds, labeled, sources
 
@@ -115,17 +115,34 @@ class LazyAnomalies:
         return self.make(idx)
 
 
+def pick_groups(groups: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices into ``groups`` of whole groups, in a random order, until about ``n`` images are taken (the
+    prefix of groups whose size is nearest ``n``; at least one group)."""
+    names, inverse = np.unique(groups, return_inverse=True)
+    order = rng.permutation(len(names))
+    counts = np.cumsum(np.bincount(inverse, minlength=len(names))[order])
+    take = order[: max(1, int(np.argmin(np.abs(counts - n))) + 1)] if n > 0 else order[:0]
+    return np.flatnonzero(np.isin(inverse, take))
+
+
 def assemble(normal: Split, anomalies: LazyAnomalies, test: Split, cfg: DataConfig,
-             rng: np.random.Generator, val: Optional[Split] = None) -> dict[str, Split]:
+             rng: np.random.Generator, val: Optional[Split] = None,
+             groups: Optional[np.ndarray] = None) -> dict[str, Split]:
     """Shuffle the normal training images into train and val (unless ``val`` is given, as a folder's
-    valid/ is), add contamination and val anomalies."""
+    valid/ is; whole ``groups`` at a time when given), add contamination and val anomalies."""
     if val is None:
-        order = rng.permutation(len(normal))
         n_val = int(round(len(normal) * cfg.val_fraction))
+        if groups is not None:
+            chosen = pick_groups(groups, n_val, rng)
+            n_val = len(chosen) if len(chosen) < len(normal) else 0
+            rest = np.setdiff1d(np.arange(len(normal)), chosen)
+        else:
+            order = rng.permutation(len(normal))
+            chosen, rest = order[:n_val], order[n_val:]
         if n_val < 1 or n_val >= len(normal):
             raise OddpixError(f"data.val_fraction: {cfg.val_fraction} leaves {n_val} of {len(normal)} normal "
                               "images for validation; it needs at least one for each of train and val")
-        val, train = normal.take(np.sort(order[:n_val])), normal.take(np.sort(order[n_val:]))
+        val, train = normal.take(np.sort(chosen)), normal.take(np.sort(rest))
     else:
         train, n_val = normal, len(val)
     if cfg.contamination > 0:
@@ -277,6 +294,7 @@ def folder(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str, S
     def take(index: np.ndarray, anomalous: np.ndarray) -> Split:
         return labeled(images.x[index], images.y[index], anomalous, kinds[index], images.files[index])
 
+    groups = read_groups(cfg.folder.groups, images.files) if cfg.folder.groups else None
     given = images.part is not None and cfg.folder.given_split == "use"
     if given:  # the folder's own test/ (and valid/) folders
         test_idx = np.flatnonzero(images.part == "test")
@@ -289,9 +307,14 @@ def folder(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str, S
         for k in range(len(classes)):  # a per-class split keeps the class balance of the folder
             members = np.flatnonzero(images.y == k)
             n_test = int(round(len(members) * cfg.folder.test_fraction))
-            test_idx.append(rng.permutation(members)[:n_test])
+            if groups is not None:
+                test_idx.append(members[pick_groups(groups[members], n_test, rng)])
+            else:
+                test_idx.append(rng.permutation(members)[:n_test])
         test_idx = np.sort(np.concatenate(test_idx)) if test_idx else np.zeros(0, dtype=int)
         rest = np.setdiff1d(np.arange(len(images.y)), test_idx)
+    if cfg.folder.anomalies == "test":  # every anomalous-class image is tested (MVTec-style one-class benchmarks)
+        test_idx, rest = np.union1d(test_idx, rest[is_anomaly[rest]]).astype(int), rest[~is_anomaly[rest]]
     normal_rest, anomal_rest = rest[~is_anomaly[rest]], rest[is_anomaly[rest]]
     anomalies = LazyAnomalies(len(anomal_rest), lambda i: take(anomal_rest[i], np.ones(len(i))))
     test = take(test_idx, is_anomaly[test_idx])
@@ -305,7 +328,8 @@ def folder(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str, S
                               f"{', '.join(map(str, cfg.normal_classes))}")
         return assemble(take(normal_train, np.zeros(len(normal_train))), anomalies, test, cfg, rng,
                         val=take(normal_val, np.zeros(len(normal_val))))
-    return assemble(take(normal_rest, np.zeros(len(normal_rest))), anomalies, test, cfg, rng)
+    return assemble(take(normal_rest, np.zeros(len(normal_rest))), anomalies, test, cfg, rng,
+                    groups=None if groups is None else groups[normal_rest])
 
 
 def make_splits(cfg: DataConfig, data: dict, seed: int) -> dict[str, Split]:
