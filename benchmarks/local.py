@@ -22,7 +22,8 @@ Set-ups (``--setup``):
 
 One run per invocation and detector (the peak memory is this process's): it runs the pipeline's stage
 functions in-process (benchmarks/accuracy.py's ``run_one``), appends a JSON line to --out and rebuilds
-the Markdown table --table from every line there::
+the Markdown table --table from every line there; runs that differ only by ``-S seed=N`` are one row (the
+mean, and the std of the image AUROC over the seeds)::
 
     python benchmarks/local.py --setup dot --dataset mnist --model patch_knn
     python benchmarks/local.py --setup textures --model cae -S score.component=local_topk
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import resource
 import sys
 import tempfile
@@ -89,15 +91,32 @@ def tile_groups(root: Path, out: Path = GROUPS, size: int = 64) -> Path:
     return out
 
 
+def _merge(runs: list[dict]) -> dict:
+    """One row from the runs of a cell with different seeds: numbers averaged (AUROC's std kept), the rest
+    from the first run."""
+    first = runs[0]
+    metrics = dict(first["metrics"])
+    for key, value in first["metrics"].items():
+        if isinstance(value, (int, float)) and all(key in r["metrics"] for r in runs):
+            metrics[key] = statistics.mean(r["metrics"][key] for r in runs)
+    spread = statistics.stdev(r["metrics"]["auroc"] for r in runs) if len(runs) > 1 else None
+    return {**first, "metrics": metrics, "seeds": len(runs), "auroc_std": spread,
+            "seconds": statistics.mean(r["seconds"] for r in runs), "peak_mb": max(r["peak_mb"] for r in runs)}
+
+
 def write_table(results: Path, table: Path) -> None:
-    rows = {}
+    cells: dict[tuple, dict] = {}
     for line in results.read_text().splitlines():
         r = json.loads(line)
-        rows[(r["setup"], r["dataset"], r["model"], " ".join(r["sets"]))] = r  # the last run of a cell wins
+        seed = [s for s in r["sets"] if s.startswith("seed=")]
+        sets = " ".join(s for s in r["sets"] if not s.startswith("seed="))
+        # the last run of a cell and seed wins; the seeds of a cell are averaged
+        cells.setdefault((r["setup"], r["dataset"], r["model"], sets), {})[seed[0] if seed else "seed=params"] = r
+    rows = {key: _merge(list(runs.values())) for key, runs in cells.items()}
     lines = ["<!-- written by benchmarks/local.py from its results file; do not edit by hand -->", "",
-             "| set-up | dataset | detector | settings | image AUROC (component) | whole-image component | "
+             "| set-up | dataset | detector | settings | seeds | image AUROC (component) | whole-image component | "
              "local_topk | detected (threshold) | pixel AUROC | PRO | s | peak MB | machine |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for (setup, dataset, model, sets), r in sorted(rows.items()):
         m = r["metrics"]
         whole = {"knn": "distance", "cae": "reconstruction", "patch_knn": "patch_max", "ssl": "fused"}.get(model)
@@ -105,15 +124,17 @@ def write_table(results: Path, table: Path) -> None:
         rule = {"zscore": "z3", "percentile": "p95"}.get(m.get("threshold_rule"), m.get("threshold_rule"))
         share = m[kind[0]] if len(kind) == 1 else m.get("recall")  # several kinds: all anomalies together
         detected = f"{share:.2f} ({rule})" if share is not None else "-"
+        spread = f" +-{r['auroc_std']:.3f}" if r["auroc_std"] is not None else ""
 
         def fmt(key: str) -> str:
             return f"{m[key]:.3f}" if key in m else "-"
-        lines.append(f"| {setup} | {dataset} | {model} | {sets or 'defaults'} | {m['auroc']:.3f} ({m['component']}) | "
-                     f"{fmt(f'auroc_{whole}') if whole else '-'} | {fmt('auroc_local_topk')} | {detected} | "
-                     f"{fmt('pixel_auroc')} | {fmt('pro')} | {r['seconds']:.0f} | {r['peak_mb']:.0f} | {r['machine']} |")
+        lines.append(f"| {setup} | {dataset} | {model} | {sets or 'defaults'} | {r['seeds']} | {m['auroc']:.3f}{spread} "
+                     f"({m['component']}) | {fmt(f'auroc_{whole}') if whole else '-'} | {fmt('auroc_local_topk')} | "
+                     f"{detected} | {fmt('pixel_auroc')} | {fmt('pro')} | {r['seconds']:.0f} | {r['peak_mb']:.0f} | "
+                     f"{r['machine']} |")
     kinds = sorted({k[len("auroc_class_"):] for r in rows.values() for k in r["metrics"] if k.startswith("auroc_class_")})
     if kinds:  # folder set-ups: image AUROC of each anomalous class against the test normals
-        lines += ["", "Image AUROC per anomalous class (folder set-ups):", "",
+        lines += ["", "Image AUROC per anomalous class (folder set-ups; mean of the seeds):", "",
                   "| set-up | dataset | detector | settings | " + " | ".join(kinds) + " |",
                   "|---|---|---|---|" + "---:|" * len(kinds)]
         for (setup, dataset, model, sets), r in sorted(rows.items()):
