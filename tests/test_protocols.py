@@ -267,6 +267,9 @@ def test_photos_of_one_object_stay_in_one_split(tmp_path):
     ungrouped = make_splits(data_cfg(dataset="folder", protocol="folder", normal_classes=["Free"],
                                      folder={"root": str(root), "test_fraction": 0.2}), {"folder": images}, seed=3)
     assert (ungrouped["test"].y == 1).sum() == 2  # split like the normals: 20 % of 9
+    with pytest.raises(ConfigError, match=r"data.contamination: .*anomalies: test puts every one in it"):
+        parse_params({"data": {"dataset": "folder", "protocol": "folder", "normal_classes": ["Free"],
+                               "contamination": 0.05, "folder": {"root": str(root), "anomalies": "test"}}})
     groups.write_text("name,tile\nx,1\n")
     with pytest.raises(OddpixError, match="data.folder.groups: .* needs the columns file and group"):
         make_splits(cfg, {"folder": images}, seed=3)

@@ -75,6 +75,12 @@ class DataConfig:
                     if self.dataset != "folder" else ("dataset", "dataset 'folder' needs protocol: folder")]
         if self.protocol == "folder" and not self.folder.root:
             return [("folder.root", "protocol 'folder' needs the image folder (one sub-directory per class)")]
+        if self.protocol == "folder" and self.folder.anomalies == "test":
+            for key in ("contamination", "val_anomaly_fraction"):
+                if getattr(self, key) > 0:
+                    return [(key, f"needs anomalous images outside the test split, but data.folder.anomalies: "
+                             "test puts every one in it; set data.folder.anomalies: split or "
+                             f"data.{key}: 0")]
         if self.protocol == "cross_dataset":
             if self.anomaly_dataset is None:
                 return [("anomaly_dataset", f"protocol 'cross_dataset' needs the dataset of the anomalies; "
