@@ -145,6 +145,37 @@ def write_table(results: Path, table: Path) -> None:
     table.write_text("\n".join(lines) + "\n")
 
 
+def configure(raw: dict, setup: str, dataset: str, size: int, root, tmp: Path) -> str:
+    """Set the data keys of ``raw`` for ``setup`` (textures are written under ``tmp``); returns the name the
+    results file gives the dataset."""
+    if setup == "textures":
+        from oddpix.data.synthetic import write_defect_folder
+
+        root = write_defect_folder(tmp / "textures", n=1200, size=size, defect_share=0.25, seed=0)
+        set_key(raw, "data.dataset", "folder")
+        set_key(raw, "data.protocol", "folder")
+        set_key(raw, "data.normal_classes", ["good"])
+        set_key(raw, "data.folder", {"root": str(root), "image_size": size, "channels": 3, "test_fraction": 0.3})
+        return f"textures{size}"
+    if setup == "tiles":
+        root = Path(root or Path(os.environ.get("ODDPIX_DATA_MIRROR", "")) / "magnetic-tiles")
+        if not (root / "images" / "MT_Free").is_dir():
+            raise click.UsageError(f"{root} is not the magnetic-tiles folder (images/MT_Free/ ...); pass --root "
+                                   "or set ODDPIX_DATA_MIRROR")
+        set_key(raw, "data.dataset", "folder")
+        set_key(raw, "data.protocol", "folder")
+        set_key(raw, "data.normal_classes", ["MT_Free"])
+        groups = GROUPS if GROUPS.exists() else tile_groups(root)
+        set_key(raw, "data.folder", {"root": str(root), "image_size": size, "channels": 1, "test_fraction": 0.2,
+                                     "anomalies": "test", "groups": str(groups)})
+        return f"tiles{size}"
+    set_key(raw, "data.dataset", dataset)
+    set_key(raw, "data.protocol", "corrupted")
+    set_key(raw, "data.normal_classes", "all")
+    set_key(raw, "data.corruption.types", [setup])
+    return dataset
+
+
 @click.command()
 @click.option("--setup", type=click.Choice(SETUPS), required=True)
 @click.option("--dataset", default="mnist", show_default=True, help="corrupted set-ups: the dataset")
@@ -159,32 +190,7 @@ def main(setup, dataset, model, size, root, sets, params_file, out, table):
     raw = yaml.safe_load(Path(params_file).read_text())
     set_key(raw, "model", model)
     with tempfile.TemporaryDirectory() as tmp:
-        if setup == "textures":
-            from oddpix.data.synthetic import write_defect_folder
-
-            dataset = f"textures{size}"
-            root = write_defect_folder(Path(tmp) / "textures", n=1200, size=size, defect_share=0.25, seed=0)
-            set_key(raw, "data.dataset", "folder")
-            set_key(raw, "data.protocol", "folder")
-            set_key(raw, "data.normal_classes", ["good"])
-            set_key(raw, "data.folder", {"root": str(root), "image_size": size, "channels": 3, "test_fraction": 0.3})
-        elif setup == "tiles":
-            dataset = f"tiles{size}"
-            root = Path(root or Path(os.environ.get("ODDPIX_DATA_MIRROR", "")) / "magnetic-tiles")
-            if not (root / "images" / "MT_Free").is_dir():
-                raise click.UsageError(f"{root} is not the magnetic-tiles folder (images/MT_Free/ ...); pass --root "
-                                       "or set ODDPIX_DATA_MIRROR")
-            set_key(raw, "data.dataset", "folder")
-            set_key(raw, "data.protocol", "folder")
-            set_key(raw, "data.normal_classes", ["MT_Free"])
-            groups = GROUPS if GROUPS.exists() else tile_groups(root)
-            set_key(raw, "data.folder", {"root": str(root), "image_size": size, "channels": 1, "test_fraction": 0.2,
-                                         "anomalies": "test", "groups": str(groups)})
-        else:
-            set_key(raw, "data.dataset", dataset)
-            set_key(raw, "data.protocol", "corrupted")
-            set_key(raw, "data.normal_classes", "all")
-            set_key(raw, "data.corruption.types", [setup])
+        dataset = configure(raw, setup, dataset, size, root, Path(tmp))
         for item in sets:
             key, _, value = item.partition("=")
             set_key(raw, key, yaml.safe_load(value))
