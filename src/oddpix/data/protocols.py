@@ -140,7 +140,7 @@ def assemble(normal: Split, anomalies: LazyAnomalies, test: Split, cfg: DataConf
         n_val = int(round(len(normal) * cfg.val_fraction))
         if groups is not None:
             chosen = pick_groups(groups, n_val, rng)
-            n_val = len(chosen) if len(chosen) < len(normal) else 0
+            n_val = len(chosen)
             rest = np.setdiff1d(np.arange(len(normal)), chosen)
         else:
             order = rng.permutation(len(normal))
