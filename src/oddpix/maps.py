@@ -28,8 +28,9 @@ class LocalConfig:
     topk: int = num(10, ge=1)        # local_topk: mean of this many largest smoothed pixels
 
 
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian smoothing of N x C x H x W images (zero padding), each channel on its own."""
+def gaussian_blur(x: torch.Tensor, sigma: float, edges: str = "zeros") -> torch.Tensor:
+    """Separable Gaussian smoothing of N x C x H x W images, each channel on its own; beyond the edges the
+    image is taken as ``zeros`` or ``replicate``s its edge pixels."""
     if sigma <= 0:
         return x
     radius = max(1, int(math.ceil(3 * sigma)))
@@ -37,8 +38,11 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     g = torch.exp(-0.5 * (t / sigma) ** 2)
     g = g / g.sum()
     c = x.shape[1]
-    x = F.conv2d(x, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, radius), groups=c)
-    return F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(radius, 0), groups=c)
+    pad = radius
+    if edges == "replicate":
+        x, pad = F.pad(x, (radius,) * 4, mode="replicate"), 0
+    x = F.conv2d(x, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, pad), groups=c)
+    return F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(pad, 0), groups=c)
 
 
 def smooth_maps(maps: torch.Tensor, config: LocalConfig) -> torch.Tensor:

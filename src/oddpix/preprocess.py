@@ -13,7 +13,6 @@ exactly the same transform as evaluation did.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
@@ -108,12 +107,8 @@ def local_contrast(t: torch.Tensor, sigma: float) -> torch.Tensor:
     own; Gaussian neighbourhoods of std ``sigma``, edges replicated."""
     from .maps import gaussian_blur
 
-    radius = max(1, int(math.ceil(3 * sigma)))
-
-    def blur(v: torch.Tensor) -> torch.Tensor:
-        return gaussian_blur(F.pad(v, (radius,) * 4, mode="replicate"), sigma)[..., radius:-radius, radius:-radius]
-    high = t - blur(t)
-    spread = blur(high * high).clamp_min(0.0).sqrt()
+    high = t - gaussian_blur(t, sigma, edges="replicate")
+    spread = gaussian_blur(high * high, sigma, edges="replicate").clamp_min(0.0).sqrt()
     return high / (spread + 0.2 * spread.mean(dim=(2, 3), keepdim=True) + 1e-6)
 
 
