@@ -23,6 +23,7 @@ TINY_MODELS = {
     "geom": {"channels": [8, 16], "flips": False, "epochs": 8, "batch_size": 16},
     "ssl": {"channels": [16, 32, 64], "shift": 0, "epochs": 8, "batch_size": 16},
     "patch_knn": {"memory": 5000},
+    "synth_seg": {"channels": [8, 16], "epochs": 4, "epoch_images": 256, "batch_size": 16},
 }
 
 

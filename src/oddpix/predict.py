@@ -118,8 +118,8 @@ def write_heat_maps(maps: torch.Tensor, files: list[Path], out_dir: str | Path) 
 def predict_files(scorer: Scorer, paths: Iterable[str | Path], maps_dir: str | Path | None = None) -> list[Prediction]:
     files = collect_files(paths)
     if maps_dir is not None and not scorer.detector.has_maps:
-        raise OddpixError(f"model {scorer.detector.name} has no anomaly maps (--maps needs a reconstruction detector "
-                          "or patch_knn)")
+        raise OddpixError(f"model {scorer.detector.name} has no anomaly maps (--maps needs a reconstruction detector, "
+                          "patch_knn or synth_seg)")
     results = [Prediction(file=str(f)) for f in files]
     expected = tuple(scorer.detector.input_shape)
     good, tensors = [], []

@@ -4,7 +4,7 @@
 mean of its neighbourhood (std ``local_sigma`` px), divided by the neighbourhood's Gaussian std (plus a
 fifth of the image's mean local std, so flat regions are not blown up into noise). A tile photographed
 under six lightings then looks alike six times; a dark pit stays a dark pit. It suits the distance
-detectors (knn, patch_knn, ssl); values are unbounded, so not for a BCE loss.
+detectors (knn, patch_knn, ssl) and synth_seg; values are unbounded, so not for a BCE loss.
 
 A :class:`Preprocessor` is fitted once (``standardize`` statistics come from the training normals),
 saved as a small dict, and stored with the model weights so that scoring a new image later applies

@@ -22,11 +22,13 @@ from .geom import GeometricTransformations
 from .knn import NearestNeighbour
 from .patch_knn import PatchKNN
 from .selfsupervised import SelfSupervisedKNN
+from .synth_seg import SyntheticSegmentation
 from .vae import ConvVAE
 
 REGISTRY = Registry("detector")  # name -> Detector class; the order is the one params and the README list
 for _cls in (ConvAutoencoder, DenseAutoencoder, ConvVAE, ConvAutoencoderKDE, AdversarialAutoencoder, DeepSVDD, GANomaly,
-             GANMSE, SupervisedCNN, NearestNeighbour, GeometricTransformations, SelfSupervisedKNN, PatchKNN):
+             GANMSE, SupervisedCNN, NearestNeighbour, GeometricTransformations, SelfSupervisedKNN, PatchKNN,
+             SyntheticSegmentation):
     REGISTRY.register(_cls.name)(_cls)
 
 __all__ = ["REGISTRY", "SUPERVISED_HINT", "Detector", "FitData", "Phase", "build_detector", "save_detector",
