@@ -33,7 +33,7 @@ def test_synth_seg_learns_to_find_and_locate_small_defects(tmp_path, tiny_params
     data = {"dataset": "folder", "protocol": "folder", "normal_classes": ["good"],
             "folder": {"root": str(root), "image_size": 32, "channels": 3, "test_fraction": 0.3}}
     params = tiny_params(model="synth_seg", data=data, models={"synth_seg": {"channels": [8, 16], "epochs": 6,
-                                                                            "epoch_images": 512, "batch_size": 16}})
+                                                                            "epoch_images": 512, "batch_size": 16, "flip": True}})
     metrics = run_pipeline(params, tmp_path / "run")
     assert metrics["component"] == "seg_max" and metrics["auroc"] > 0.85
     assert metrics["pixel_auroc"] > 0.85

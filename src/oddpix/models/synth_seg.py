@@ -46,6 +46,7 @@ class SynthSegConfig(TrainConfig):
     anomaly_share: float = num(0.5, gt=0.0, lt=1.0)  # images of a batch that get a synthetic anomaly
     epoch_images: int = num(2048, ge=1)            # images per epoch, drawn from the training images
     focal_gamma: float = num(2.0, ge=0.0)          # focal loss exponent (0: plain cross-entropy)
+    flip: bool = False                             # also train on mirrored normal images (surfaces, cells; not digits)
     epochs: int = num(20, ge=1)
     batch_size: int = num(32, ge=1)
     patience: int = num(5, ge=1)
@@ -190,7 +191,11 @@ class SyntheticSegmentation(Detector):
 
     def loss(self, batch: torch.Tensor) -> torch.Tensor:
         pick = torch.randint(0, len(self._pool), (len(batch),), generator=self._gen, device=self._pool.device)
-        return self._focal(*synthesize(self._pool[pick], self._pool, self._span, self.config, self._gen))
+        x = self._pool[pick]
+        if self.config.flip:  # half of the images mirrored left-right
+            mirror = torch.rand(len(x), generator=self._gen, device=x.device) < 0.5
+            x = torch.where(mirror.view(-1, 1, 1, 1), x.flip(-1), x)
+        return self._focal(*synthesize(x, self._pool, self._span, self.config, self._gen))
 
     def validation_loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         return self._focal(*batch)
