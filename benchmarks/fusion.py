@@ -4,10 +4,12 @@ run's validation normals, then averaged (and maxed). Prints image AUROCs, overal
 
 * ``dot``: patch_knn (patch_max) and ae (local_topk) on the corrupted protocol, only `dot` corruptions;
 * ``tiles``: the magnetic tiles, both after local contrast normalisation: patch_knn with 30 nearest images
-  (patch_max) and ssl (fused) - the pits the one finds, the cracks and uneven grinding the other.
+  (patch_max) and ssl (fused) - the pits the one finds, the cracks and uneven grinding the other;
+* ``tiles_seg``: the same patch_knn and synth_seg (seg_max), both after local contrast normalisation.
 
     python benchmarks/fusion.py --setup dot --dataset fashion_mnist
     python benchmarks/fusion.py --setup tiles --seed 43
+    python benchmarks/fusion.py --setup tiles_seg --seed 43
 
 Runs the pipeline's stage functions in-process (as benchmarks/accuracy.py); scratch runs are kept under
 --work so a second call only recomputes the fusion.
@@ -33,6 +35,8 @@ MEMBERS = {
     "dot": (("patch_knn", "patch_max", {}), ("ae", "local_topk", {"score.component": "local_topk"})),
     "tiles": (("patch_knn", "patch_max", {"preprocess.normalize": "local", "models.patch_knn.gallery": 30}),
               ("ssl", "fused", {"preprocess.normalize": "local"})),
+    "tiles_seg": (("patch_knn", "patch_max", {"preprocess.normalize": "local", "models.patch_knn.gallery": 30}),
+                  ("synth_seg", "seg_max", {"preprocess.normalize": "local"})),
 }
 
 
@@ -49,8 +53,9 @@ def main(setup, dataset, size, root, seed, params_file, work):
     for model, component, extra in MEMBERS[setup]:
         raw = yaml.safe_load(Path(params_file).read_text())
         set_key(raw, "model", model)
-        run = Path(work) / setup / dataset / f"seed{seed}" / model
-        name = configure(raw, setup, dataset, size, root, run.parent)
+        base = setup.split("_")[0]  # the local.py set-up (tiles_seg: tiles); runs of the same member are shared
+        run = Path(work) / base / dataset / f"seed{seed}" / model
+        name = configure(raw, base, dataset, size, root, run.parent)
         for key, value in {**extra, **({"seed": seed} if seed is not None else {})}.items():
             set_key(raw, key, value)
         if not (run / "scores/test.csv").exists():

@@ -45,6 +45,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy import machine, run_one, set_key  # noqa: E402
 
+from oddpix.models import REGISTRY  # noqa: E402
+
 SETUPS = ("dot", "underscore", "interpolate", "textures", "tiles")
 
 
@@ -119,7 +121,7 @@ def write_table(results: Path, table: Path) -> None:
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for (setup, dataset, model, sets), r in sorted(rows.items()):
         m = r["metrics"]
-        whole = {"knn": "distance", "cae": "reconstruction", "patch_knn": "patch_max", "ssl": "fused"}.get(model)
+        whole = REGISTRY[model].score_components[0] if model in REGISTRY else None  # the detector's default
         kind = [k for k in m if k.startswith("detected_")]
         rule = {"zscore": "z3", "percentile": "p95"}.get(m.get("threshold_rule"), m.get("threshold_rule"))
         share = m[kind[0]] if len(kind) == 1 else m.get("recall")  # several kinds: all anomalies together

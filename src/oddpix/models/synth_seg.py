@@ -161,7 +161,9 @@ class SyntheticSegmentation(Detector):
 
     def phases(self, data: FitData, ctx: FitContext) -> Iterator[Phase]:
         x = data.train_x.float().to(ctx.device)
-        lo, hi = torch.quantile(x[:1024].flatten(), torch.tensor([0.01, 0.99], device=ctx.device))
+        flat = x[:1024].flatten()  # the data's range, from (at most 2**24 values of) 1,024 training images
+        flat = flat[:: math.ceil(len(flat) / 2 ** 24)]
+        lo, hi = torch.quantile(flat, torch.tensor([0.01, 0.99], device=ctx.device))
         self._pool, self._span = x, max(float(hi - lo), 1e-3)
         seed = int(torch.randint(0, 2 ** 62, (1,), generator=ctx.generator))
         self._gen = torch.Generator(device=ctx.device).manual_seed(seed)
