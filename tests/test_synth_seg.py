@@ -38,3 +38,15 @@ def test_synth_seg_learns_to_find_and_locate_small_defects(tmp_path, tiny_params
     assert metrics["component"] == "seg_max" and metrics["auroc"] > 0.85
     assert metrics["pixel_auroc"] > 0.85
     assert {"auroc_local_max", "auroc_local_topk"} <= set(metrics)
+
+
+def test_synth_seg_fits_photos_with_more_pixels_than_quantile_takes():
+    from oddpix.models.base import FitData
+    from oddpix.models.synth_seg import SyntheticSegmentation
+    from oddpix.training import FitContext
+
+    x = torch.rand(100, 3, 256, 256)  # 19.7 million values: torch.quantile refuses more than 2**24
+    det = SyntheticSegmentation(SynthSegConfig(channels=[4], epochs=1, epoch_images=4, batch_size=4), (3, 256, 256))
+    history = det.fit(FitData(x), FitContext(torch.device("cpu"), torch.Generator().manual_seed(0), log=lambda _m: None,
+                                             progress=False))
+    assert len(history) == 1 and 0.9 < det._span <= 1.0  # the 1 %-99 % range of uniform pixels
