@@ -32,6 +32,7 @@ from ..errors import OddpixError
 from ..schema import items, num
 from ..training import FitContext, TrainConfig
 from .base import Detector, FitData, Phase
+from .blocks import ConvStyle, conv_block
 
 BLOB_SCALES = (4, 8, 16)  # pixels between the random field's knots: small, medium and large blobs
 MIN_AREA = 0.005          # the smallest share of the image a blob covers
@@ -52,9 +53,12 @@ class SynthSegConfig(TrainConfig):
     patience: int = num(5, ge=1)
 
 
+STYLE = ConvStyle(bias=False, batchnorm=True)  # 3x3 convs without biases, BatchNorm, ReLU
+
+
 def _block(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
-                         nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+    """Two conv + BatchNorm + ReLU layers (blocks.conv_block twice)."""
+    return nn.Sequential(*conv_block(c_in, c_out, STYLE), *conv_block(c_out, c_out, STYLE))
 
 
 class UNet(nn.Module):
