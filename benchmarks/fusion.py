@@ -31,12 +31,12 @@ from local import configure  # noqa: E402
 
 from oddpix.sweep import run_stages, set_key  # noqa: E402
 
+TILES_PATCH_KNN = ("patch_knn", "patch_max", {"preprocess.normalize": "local", "models.patch_knn.gallery": 30})
+# fusion set-up -> (the benchmarks/local.py set-up its runs are, its two members: model, component, params)
 MEMBERS = {
-    "dot": (("patch_knn", "patch_max", {}), ("ae", "local_topk", {"score.component": "local_topk"})),
-    "tiles": (("patch_knn", "patch_max", {"preprocess.normalize": "local", "models.patch_knn.gallery": 30}),
-              ("ssl", "fused", {"preprocess.normalize": "local"})),
-    "tiles_seg": (("patch_knn", "patch_max", {"preprocess.normalize": "local", "models.patch_knn.gallery": 30}),
-                  ("synth_seg", "seg_max", {"preprocess.normalize": "local"})),
+    "dot": ("dot", (("patch_knn", "patch_max", {}), ("ae", "local_topk", {"score.component": "local_topk"}))),
+    "tiles": ("tiles", (TILES_PATCH_KNN, ("ssl", "fused", {"preprocess.normalize": "local"}))),
+    "tiles_seg": ("tiles", (TILES_PATCH_KNN, ("synth_seg", "seg_max", {"preprocess.normalize": "local"}))),
 }
 
 
@@ -50,11 +50,11 @@ MEMBERS = {
 @click.option("--work", default="/tmp/oddpix-fusion", show_default=True)
 def main(setup, dataset, size, root, seed, params_file, work):
     z, y, test = {}, None, None
-    for model, component, extra in MEMBERS[setup]:
+    base, members = MEMBERS[setup]
+    for model, component, extra in members:
         raw = yaml.safe_load(Path(params_file).read_text())
         set_key(raw, "model", model)
-        base = setup.split("_")[0]  # the local.py set-up (tiles_seg: tiles); runs of the same member are shared
-        run = Path(work) / base / dataset / f"seed{seed}" / model
+        run = Path(work) / base / dataset / f"seed{seed}" / model  # a member's runs are shared by the set-ups
         name = configure(raw, base, dataset, size, root, run.parent)
         for key, value in {**extra, **({"seed": seed} if seed is not None else {})}.items():
             set_key(raw, key, value)
@@ -66,13 +66,14 @@ def main(setup, dataset, size, root, seed, params_file, work):
         if test is not None and scores["source"].tolist() != test["source"].tolist():
             raise SystemExit("the two runs scored different test images")
         y, test = scores["y"].to_numpy(), scores
-    (a_name, a_comp, _), (b_name, b_comp, _) = MEMBERS[setup]
+    (a_name, a_comp, _), (b_name, b_comp, _) = members
     a, b = z[a_name], z[b_name]
     kinds = sorted(k for k in test["kind"].unique() if k != "normal")
     for label, s in ((f"{a_name} {a_comp}", a), (f"{b_name} {b_comp}", b), ("mean of the z-scores", (a + b) / 2),
                      ("max of the z-scores", np.maximum(a, b))):
-        per = ", ".join(f"{k.split(':')[-1]} {roc_auc_score(y[test.kind.isin([k, 'normal'])], s[test.kind.isin([k, 'normal'])]):.3f}"
-                        for k in kinds) if len(kinds) > 1 else ""
+        pick = {k: test.kind.isin([k, "normal"]).to_numpy() for k in kinds}  # one kind against the normals
+        per = ", ".join(f"{k.split(':')[-1]} {roc_auc_score(y[pick[k]], s[pick[k]]):.3f}" for k in kinds) \
+            if len(kinds) > 1 else ""
         click.echo(f"{name} {setup} seed {seed}: {label}: image AUROC {roc_auc_score(y, s):.4f}"
                    + (f" ({per})" if per else ""))
 
