@@ -24,6 +24,8 @@ TINY_MODELS = {
     "ssl": {"channels": [16, 32, 64], "shift": 0, "epochs": 8, "batch_size": 16},
     "patch_knn": {"memory": 5000},
     "synth_seg": {"channels": [8, 16], "epochs": 4, "epoch_images": 256, "batch_size": 16},
+    "fusion": {"members": {"cae": {"channels": [8, 16], "latent_dim": 8, "epochs": 10, "batch_size": 16},
+                           "knn": {"k": 1}}},  # one member with maps, one without
 }
 
 

@@ -32,7 +32,7 @@ def test_local_scores_find_a_small_spot_that_the_mean_drowns():
     torch.testing.assert_close(raw["local_topk"], maps[:2].flatten(1).mean(1))
 
 
-@pytest.mark.parametrize("name", [n for n in REGISTRY if REGISTRY[n].has_maps and n != "patch_knn"])
+@pytest.mark.parametrize("name", [n for n in REGISTRY if REGISTRY[n].has_maps and n not in ("patch_knn", "fusion")])
 def test_reconstruction_maps_agree_with_the_whole_image_score(name, tiny_params):
     det = build_detector(name, tiny_params().models[name], (3, 20, 24)).eval()
     x = torch.rand(4, 3, 20, 24)

@@ -91,4 +91,5 @@ def test_predict_writes_one_heat_map_per_scored_image(trained, image_dir, tmp_pa
                                        "--model", str(knn_model), "--kde", str(tmp_path / "none.pt"),
                                        "--threshold", str(root / "models/threshold.json")])
     assert result.exit_code == 1 and result.output.strip() == \
-        "error: model knn has no anomaly maps (--maps needs a reconstruction detector, patch_knn or synth_seg)"
+        "error: model knn has no anomaly maps (--maps needs one of: cae, ae, vae, ae_kde, aae, ganomaly, gan_mse, " \
+        "patch_knn, synth_seg, fusion)"

@@ -84,10 +84,13 @@ def _check_detector(params: Params) -> Params:
     for key, name in wanted:
         if name not in components:
             fail(key, f"{name!r} is not produced by model {params.model!r}; valid choices: {', '.join(components)}")
-    loss = getattr(params.model_config, "loss", None)
-    if loss == "bce" and params.preprocess.normalize != "unit":
-        fail(f"models.{params.model}.loss", "'bce' needs pixels in [0, 1]; set preprocess.normalize: unit "
-             "or use loss: mse")
+    sections = {f"models.{params.model}": params.model_config}
+    if hasattr(params.model_config, "member_configs"):  # fusion: its members' settings as well
+        sections.update({f"models.{params.model}.members.{name}": config
+                         for name, config in params.model_config.member_configs().items()})
+    for key, config in sections.items():
+        if getattr(config, "loss", None) == "bce" and params.preprocess.normalize != "unit":
+            fail(f"{key}.loss", "'bce' needs pixels in [0, 1]; set preprocess.normalize: unit or use loss: mse")
     return params
 
 

@@ -23,7 +23,7 @@ from .density import LatentKDE, load_kde
 from .errors import OddpixError
 from .io import read_json
 from .maps import LocalConfig
-from .models import load_detector
+from .models import REGISTRY, load_detector
 from .preprocess import Preprocessor
 from .scoring import score_with_maps
 from .thresholds import Threshold
@@ -118,8 +118,8 @@ def write_heat_maps(maps: torch.Tensor, files: list[Path], out_dir: str | Path) 
 def predict_files(scorer: Scorer, paths: Iterable[str | Path], maps_dir: str | Path | None = None) -> list[Prediction]:
     files = collect_files(paths)
     if maps_dir is not None and not scorer.detector.has_maps:
-        raise OddpixError(f"model {scorer.detector.name} has no anomaly maps (--maps needs a reconstruction detector, "
-                          "patch_knn or synth_seg)")
+        with_maps = ", ".join(name for name, cls in REGISTRY.items() if cls.has_maps)
+        raise OddpixError(f"model {scorer.detector.name} has no anomaly maps (--maps needs one of: {with_maps})")
     results = [Prediction(file=str(f)) for f in files]
     expected = tuple(scorer.detector.input_shape)
     good, tensors = [], []

@@ -9,14 +9,15 @@ import torch
 
 from ..errors import OddpixError
 from ..io import read_torch, write_torch
-from ..registry import Registry
 from ..schema import parse_section, to_dict
 from .ae import DenseAutoencoder
 from .base import SUPERVISED_HINT, Detector, FitData, Phase
 from .aae import AdversarialAutoencoder
 from .cae import ConvAutoencoder, ConvAutoencoderKDE
+from .catalog import REGISTRY
 from .cnn import SupervisedCNN
 from .deep_svdd import DeepSVDD
+from .fusion import Fusion
 from .ganomaly import GANMSE, GANomaly
 from .geom import GeometricTransformations
 from .knn import NearestNeighbour
@@ -25,10 +26,9 @@ from .selfsupervised import SelfSupervisedKNN
 from .synth_seg import SyntheticSegmentation
 from .vae import ConvVAE
 
-REGISTRY = Registry("detector")  # name -> Detector class; the order is the one params and the README list
 for _cls in (ConvAutoencoder, DenseAutoencoder, ConvVAE, ConvAutoencoderKDE, AdversarialAutoencoder, DeepSVDD, GANomaly,
              GANMSE, SupervisedCNN, NearestNeighbour, GeometricTransformations, SelfSupervisedKNN, PatchKNN,
-             SyntheticSegmentation):
+             SyntheticSegmentation, Fusion):
     REGISTRY.register(_cls.name)(_cls)
 
 __all__ = ["REGISTRY", "SUPERVISED_HINT", "Detector", "FitData", "Phase", "build_detector", "save_detector",
