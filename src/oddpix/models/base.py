@@ -160,3 +160,18 @@ class Detector(nn.Module):
         if recon is None:
             raise NotImplementedError(f"{self.name} has no anomaly maps")
         return (recon - x).pow(2).sum(1)
+
+
+class MapDetector(Detector):
+    """A detector whose scores are read from its anomaly maps, both computed in one pass by
+    :meth:`score_and_map` (``patch_knn``, ``synth_seg``, ``fusion``): ``score`` and ``anomaly_map`` are its halves."""
+
+    has_maps = True
+
+    @torch.no_grad()
+    def score(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.score_and_map(x)[0]
+
+    @torch.no_grad()
+    def anomaly_map(self, x: torch.Tensor) -> torch.Tensor:
+        return self.score_and_map(x)[1]

@@ -33,7 +33,7 @@ from ..errors import ConfigError, OddpixError
 from ..maps import LOCAL_COMPONENTS, LocalConfig, read_local, smooth_maps
 from ..schema import fail, not_a_choice, num, parse_section, section
 from ..training import FitContext
-from .base import Detector, FitData
+from .base import FitData, MapDetector
 from .catalog import REGISTRY
 
 
@@ -87,11 +87,10 @@ class FusionConfig:
         return []
 
 
-class Fusion(Detector):
+class Fusion(MapDetector):
     name = "fusion"
     Config = FusionConfig
     score_components = ("fused_mean", "fused_max")
-    has_maps = True
 
     def __init__(self, config: FusionConfig, input_shape: tuple[int, int, int]):
         super().__init__(config, input_shape)
@@ -178,12 +177,4 @@ class Fusion(Detector):
         fused_map = torch.stack([(m.float() - self.map_mean[i]) / self.map_std[i]
                                  for i, m in enumerate(maps) if m is not None]).mean(0)
         return {"fused_mean": z.mean(0), "fused_max": z.amax(0)}, fused_map
-
-    @torch.no_grad()
-    def score(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.score_and_map(x)[0]
-
-    @torch.no_grad()
-    def anomaly_map(self, x: torch.Tensor) -> torch.Tensor:
-        return self.score_and_map(x)[1]
 

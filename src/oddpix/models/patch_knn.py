@@ -35,7 +35,7 @@ from ..errors import OddpixError
 from ..maps import gaussian_blur
 from ..schema import num
 from ..training import FitContext
-from .base import Detector, FitData
+from .base import FitData, MapDetector
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,10 @@ class PatchKNNConfig:
 GALLERY_BLUR = 1.0  # sigma of the blur the gallery's nearest images are found with (the knn detector's default)
 
 
-class PatchKNN(Detector):
+class PatchKNN(MapDetector):
     name = "patch_knn"
     Config = PatchKNNConfig
     score_components = ("patch_max",)
-    has_maps = True
 
     def __init__(self, config: PatchKNNConfig, input_shape: tuple[int, int, int]):
         super().__init__(config, input_shape)
@@ -183,11 +182,3 @@ class PatchKNN(Detector):
             return {"patch_max": maps.flatten(1).max(1).values}, maps
         grid = self.patch_scores(x)
         return {"patch_max": grid.flatten(1).max(1).values}, self._to_map(grid)
-
-    @torch.no_grad()
-    def score(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.score_and_map(x)[0]
-
-    @torch.no_grad()
-    def anomaly_map(self, x: torch.Tensor) -> torch.Tensor:
-        return self.score_and_map(x)[1]

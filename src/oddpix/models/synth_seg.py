@@ -31,7 +31,7 @@ from torch import nn
 from ..errors import OddpixError
 from ..schema import items, num
 from ..training import FitContext, TrainConfig
-from .base import Detector, FitData, Phase
+from .base import FitData, MapDetector, Phase
 from .blocks import ConvStyle, conv_block
 
 BLOB_SCALES = (4, 8, 16)  # pixels between the random field's knots: small, medium and large blobs
@@ -144,11 +144,10 @@ def synthesize(x: torch.Tensor, pool: torch.Tensor, span: float, config: SynthSe
     return out, changed.float()
 
 
-class SyntheticSegmentation(Detector):
+class SyntheticSegmentation(MapDetector):
     name = "synth_seg"
     Config = SynthSegConfig
     score_components = ("seg_max",)
-    has_maps = True
 
     def __init__(self, config: SynthSegConfig, input_shape: tuple[int, int, int]):
         super().__init__(config, input_shape)
@@ -216,7 +215,3 @@ class SyntheticSegmentation(Detector):
     def score_and_map(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         maps = self.anomaly_map(x)
         return {"seg_max": maps.flatten(1).amax(1)}, maps
-
-    @torch.no_grad()
-    def score(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.score_and_map(x)[0]
