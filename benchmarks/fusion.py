@@ -69,9 +69,9 @@ def main(setup, dataset, size, root, seed, params_file, work):
     (a_name, a_comp, _), (b_name, b_comp, _) = members
     a, b = z[a_name], z[b_name]
     kinds = sorted(k for k in test["kind"].unique() if k != "normal")
+    pick = {k: test.kind.isin([k, "normal"]).to_numpy() for k in kinds}  # one kind against the normals
     for label, s in ((f"{a_name} {a_comp}", a), (f"{b_name} {b_comp}", b), ("mean of the z-scores", (a + b) / 2),
                      ("max of the z-scores", np.maximum(a, b))):
-        pick = {k: test.kind.isin([k, "normal"]).to_numpy() for k in kinds}  # one kind against the normals
         per = ", ".join(f"{k.split(':')[-1]} {roc_auc_score(y[pick[k]], s[pick[k]]):.3f}" for k in kinds) \
             if len(kinds) > 1 else ""
         click.echo(f"{name} {setup} seed {seed}: {label}: image AUROC {roc_auc_score(y, s):.4f}"
