@@ -7,6 +7,8 @@ corruptions) by what the dot did to the image, and gives the image AUROC of each
 
     python benchmarks/fusion.py --setup dot --dataset mnist        # keeps its runs under /tmp/oddpix-fusion
     python benchmarks/dot_misses.py /tmp/oddpix-fusion/dot/mnist/seedNone/patch_knn --component patch_max
+    python benchmarks/local.py --setup dot --model fusion --keep /tmp/dot-fusion   # or keep a local.py run
+    python benchmarks/dot_misses.py /tmp/dot-fusion --component fused_mean
 
 The run folder is a pipeline run (benchmarks/fusion.py's or benchmarks/local.py's layout): prepared/ and
 scores/ with maps.npz (the true masks).

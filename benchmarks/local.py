@@ -35,6 +35,7 @@ import json
 import os
 import statistics
 import resource
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -188,7 +189,9 @@ def configure(raw: dict, setup: str, dataset: str, size: int, root, tmp: Path) -
 @click.option("--params", "params_file", default="params.yaml", show_default=True)
 @click.option("--out", default="benchmarks/local_results.jsonl", show_default=True)
 @click.option("--table", default="benchmarks/local.md", show_default=True)
-def main(setup, dataset, model, size, root, sets, params_file, out, table):
+@click.option("--keep", default=None, type=click.Path(file_okay=False),
+              help="copy the run folder (prepared data, scores, maps) here, e.g. for benchmarks/dot_misses.py")
+def main(setup, dataset, model, size, root, sets, params_file, out, table, keep):
     raw = yaml.safe_load(Path(params_file).read_text())
     set_key(raw, "model", model)
     with tempfile.TemporaryDirectory() as tmp:
@@ -198,6 +201,8 @@ def main(setup, dataset, model, size, root, sets, params_file, out, table):
             set_key(raw, key, yaml.safe_load(value))
         run_dir = Path(tmp) / "run"
         metrics, seconds = run_one(raw, run_dir)
+        if keep:
+            shutil.copytree(run_dir, keep, dirs_exist_ok=True)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     row = {"setup": setup, "dataset": dataset, "model": model, "sets": list(sets), "seconds": round(seconds, 1),
            "peak_mb": round(peak_mb), "machine": machine(),
