@@ -35,7 +35,6 @@ import json
 import os
 import statistics
 import resource
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -190,7 +189,7 @@ def configure(raw: dict, setup: str, dataset: str, size: int, root, tmp: Path) -
 @click.option("--out", default="benchmarks/local_results.jsonl", show_default=True)
 @click.option("--table", default="benchmarks/local.md", show_default=True)
 @click.option("--keep", default=None, type=click.Path(file_okay=False),
-              help="copy the run folder (prepared data, scores, maps) here, e.g. for benchmarks/dot_misses.py")
+              help="run in this folder and keep it (prepared data, scores, maps), e.g. for benchmarks/dot_misses.py")
 def main(setup, dataset, model, size, root, sets, params_file, out, table, keep):
     raw = yaml.safe_load(Path(params_file).read_text())
     set_key(raw, "model", model)
@@ -199,10 +198,7 @@ def main(setup, dataset, model, size, root, sets, params_file, out, table, keep)
         for item in sets:
             key, _, value = item.partition("=")
             set_key(raw, key, yaml.safe_load(value))
-        run_dir = Path(tmp) / "run"
-        metrics, seconds = run_one(raw, run_dir)
-        if keep:
-            shutil.copytree(run_dir, keep, dirs_exist_ok=True)
+        metrics, seconds = run_one(raw, Path(keep) if keep else Path(tmp) / "run")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     row = {"setup": setup, "dataset": dataset, "model": model, "sets": list(sets), "seconds": round(seconds, 1),
            "peak_mb": round(peak_mb), "machine": machine(),
