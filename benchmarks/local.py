@@ -94,8 +94,8 @@ def tile_groups(root: Path, out: Path = GROUPS, size: int = 64) -> Path:
 
 
 def _merge(runs: list[dict]) -> dict:
-    """One row from the runs of a cell with different seeds: numbers averaged (AUROC's std kept), the rest
-    from the first run."""
+    """One row from the runs of a cell with different seeds: numbers averaged (AUROC's std kept), every
+    machine the runs ran on (as benchmarks/accuracy.py), the rest from the first run."""
     first = runs[0]
     metrics = dict(first["metrics"])
     for key, value in first["metrics"].items():
@@ -103,7 +103,8 @@ def _merge(runs: list[dict]) -> dict:
             metrics[key] = statistics.mean(r["metrics"][key] for r in runs)
     spread = statistics.stdev(r["metrics"]["auroc"] for r in runs) if len(runs) > 1 else None
     return {**first, "metrics": metrics, "seeds": len(runs), "auroc_std": spread,
-            "seconds": statistics.mean(r["seconds"] for r in runs), "peak_mb": max(r["peak_mb"] for r in runs)}
+            "seconds": statistics.mean(r["seconds"] for r in runs), "peak_mb": max(r["peak_mb"] for r in runs),
+            "machine": "; ".join(sorted({r["machine"] for r in runs}))}
 
 
 def write_table(results: Path, table: Path) -> None:
