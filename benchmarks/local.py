@@ -62,12 +62,12 @@ def tile_groups(root: Path, out: Path = GROUPS, size: int = 64) -> Path:
 
     from oddpix.data.folder import load_image_folder
     from oddpix.maps import gaussian_blur
+    from oddpix.preprocess import local_contrast
 
     images = load_image_folder(root, size, 1, warn=lambda m: None)
     x = torch.from_numpy(images.x).permute(0, 3, 1, 2).float() / 255
-    high = x - gaussian_blur(x, 4.0)
-    local = gaussian_blur(high * high, 4.0).sqrt()
-    z = gaussian_blur(high / (local + 0.2 * local.mean((1, 2, 3), keepdim=True)), 1.0).flatten(1)
+    # zero edges (not the pipeline's replicated ones): the committed groups were found that way
+    z = gaussian_blur(local_contrast(x, 4.0, edges="zeros"), 1.0).flatten(1)
     session = np.asarray([Path(f).name.split("_")[0] for f in images.files])
     parent = np.arange(len(x))
 

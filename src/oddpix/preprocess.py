@@ -102,13 +102,13 @@ class Preprocessor:
         return t.clamp(0.0, 1.0)
 
 
-def local_contrast(t: torch.Tensor, sigma: float) -> torch.Tensor:
+def local_contrast(t: torch.Tensor, sigma: float, edges: str = "replicate") -> torch.Tensor:
     """N x C x H x W -> (t - local mean) / (local std + 0.2 * the image's mean local std), each channel on its
-    own; Gaussian neighbourhoods of std ``sigma``, edges replicated."""
+    own; Gaussian neighbourhoods of std ``sigma``, edges replicated (or ``zeros``, see ``gaussian_blur``)."""
     from .maps import gaussian_blur
 
-    high = t - gaussian_blur(t, sigma, edges="replicate")
-    spread = gaussian_blur(high * high, sigma, edges="replicate").clamp_min(0.0).sqrt()
+    high = t - gaussian_blur(t, sigma, edges=edges)
+    spread = gaussian_blur(high * high, sigma, edges=edges).clamp_min(0.0).sqrt()
     return high / (spread + 0.2 * spread.mean(dim=(2, 3), keepdim=True) + 1e-6)
 
 
