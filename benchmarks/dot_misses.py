@@ -5,13 +5,13 @@ corruptions) by what the dot did to the image, and gives the image AUROC of each
 * ``white, touching``: a white dot within 2 px of a stroke (it thickens the stroke or adds a blob to it);
 * ``black``: a black dot inside a stroke or a bright garment (a hole).
 
-    python benchmarks/fusion.py --setup dot --dataset mnist        # keeps its runs under /tmp/oddpix-fusion
-    python benchmarks/dot_misses.py /tmp/oddpix-fusion/dot/mnist/seedNone/patch_knn --component patch_max
-    python benchmarks/local.py --setup dot --model fusion --keep /tmp/dot-fusion   # or keep a local.py run
+    python benchmarks/local.py --setup dot --model patch_knn --keep /tmp/dot-patch-knn
+    python benchmarks/dot_misses.py /tmp/dot-patch-knn --component patch_max
+    python benchmarks/local.py --setup dot --model fusion --keep /tmp/dot-fusion
     python benchmarks/dot_misses.py /tmp/dot-fusion --component fused_mean
 
-The run folder is a pipeline run (benchmarks/fusion.py's or benchmarks/local.py's layout): prepared/ and
-scores/ with maps.npz (the true masks).
+The run folder is a pipeline run kept by benchmarks/local.py (``--keep``): prepared/ and scores/ with
+maps.npz (the true masks).
 """
 
 from __future__ import annotations
