@@ -4,12 +4,14 @@ Default: 12 cells (knn and ae, classes 0-2, 2 seeds) on Fashion-MNIST, real data
 download), each engine into a fresh reports folder so nothing is reused:
 
 * ``local``: the cells one after another in this process, torch using every core (what a plain loop does);
+  ``local:N``: the same with N torch threads (``local:1``: one core, each cell exactly as a ray cell runs);
 * ``ray``: a local Ray on this machine, one CPU (and one torch thread) per cell, as many cells at once as
   there are cores;
 * ``dvc`` (only with ``--engines local,ray,dvc``; run it in a clean clone, it makes DVC experiments): one
   ``dvc exp run --temp`` after another, today's ``oddpix leaderboard``.
 
     python benchmarks/sweep.py                                   # writes benchmarks/sweep.md
+    python benchmarks/sweep.py --engines local:1,local,ray       # also one cell at a time on one core
     python benchmarks/sweep.py --gpus-per-cell 1,0.25,0.125      # on a GPU machine: 1, 4 and 8 cells per GPU
 
 Rows are appended to --out (JSON lines) and the table in --table is rebuilt from all of them. Every row
@@ -75,14 +77,20 @@ def main(dataset, models, classes, seeds, gpus_per_cell, engines, sets, out, tab
             runs += [("ray", {"gpus_per_cell": float(g)}, f"{round(1 / float(g))} per GPU") for g in gpus_per_cell.split(",")]
         elif engine == "ray":
             runs += [("ray", {"cpus_per_cell": 1.0}, f"{cores} (1 thread each)")]
+        elif engine.startswith("local:"):
+            runs += [("local", {"threads": int(engine.split(":")[1])}, f"1 ({engine.split(':')[1]} thread)")]
         else:
             runs += [(engine, {}, f"1 ({torch.get_num_threads()} threads)")]
     baseline = None
     for engine, options, parallel in runs:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(options.get("threads", threads))
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            result = run_sweep(base, cells, Path(tmp) / "reports", engine, progress=False, **options)
+            result = run_sweep(base, cells, Path(tmp) / "reports", engine, progress=False,
+                               **{k: v for k, v in options.items() if k != "threads"})
             wall = time.perf_counter() - start
+        torch.set_num_threads(threads)
         failed = result.failed
         aurocs = {str(c): r["metrics"]["auroc"] for c, r in result.records.items() if r["status"] == "ok"}
         row = {"sweep": name, "engine": engine, "parallel": parallel, "wall_s": round(wall, 1),

@@ -53,6 +53,7 @@ def test_ray_engine_runs_resumes_and_reports_a_failing_cell(tmp_path, base):
             on_disk = json.loads(cell.path(reports).read_text())
             assert on_disk["metrics"]["auroc"] == record["metrics"]["auroc"] > 0.8
             assert on_disk["engine"] == "ray" and on_disk["device"] == "cpu" and on_disk["seconds"] > 0
+            assert on_disk["gpus"] == []  # no --gpus-per-cell: no GPU asked for
             assert on_disk["params"]["model"] == cell.model and on_disk["params"]["seed"] == cell.seed
             assert {"python", "torch", "ray"} <= set(on_disk["versions"]) and on_disk["code_version"]
         crashed = json.loads(crash.path(reports).read_text())
@@ -81,6 +82,32 @@ def test_ray_engine_runs_resumes_and_reports_a_failing_cell(tmp_path, base):
     frame = lb.results(second.records.values())
     board = lb.board(frame[frame.detector.isin(["knn", "ae"])].dropna())
     assert list(board.mean.columns) == [0, 1, "mean"] and board.seeds == 2
+
+
+def test_ray_engine_gives_each_cell_its_share_of_a_gpu(tmp_path, base):
+    """--gpus-per-cell reaches Ray: on a Ray that has one (pretend) GPU, cells asking for a whole GPU run one
+    at a time although two CPUs are free, cells asking for half of it share GPU 0, and ``device: auto``
+    still runs on what torch can see (the CPU here)."""
+    from datetime import datetime, timedelta
+
+    ray = pytest.importorskip("ray")
+    cells = sweep.cells_of("fashion_mnist", ["knn"], [0, 1], [42])
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        runs = {share: sweep.run_sweep({**base, "device": "auto"}, cells, tmp_path / f"gpu{share}", "ray",
+                                       gpus_per_cell=share, progress=False, log=lambda m: None)
+                for share in (1.0, 0.5)}
+    finally:
+        ray.shutdown()
+    for run in runs.values():
+        assert not run.failed and run.ran == 2
+        for record in run.records.values():
+            assert record["gpus"] == ["0"] and record["device"] == "cpu"
+    spans = sorted((datetime.fromisoformat(r["started"]), r["seconds"]) for r in runs[1.0].records.values())
+    (first, length), (second, _) = spans
+    assert first + timedelta(seconds=length) <= second  # a whole GPU each: the second waited for the first
+    assert [r["metrics"]["auroc"] for r in runs[0.5].records.values()] == \
+        [r["metrics"]["auroc"] for r in runs[1.0].records.values()]
 
 
 def records(values: dict) -> list[dict]:

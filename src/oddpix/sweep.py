@@ -213,7 +213,7 @@ def describe(exc: BaseException) -> str:
 
 def run_cell(raw: dict, threads: Optional[int] = None) -> dict:
     """One cell in this process, in a scratch folder, its output captured: ``status``, ``metrics`` or
-    ``error``, ``seconds``, ``device``, ``log`` (the last lines of its output)."""
+    ``error``, ``started`` (UTC), ``seconds``, ``device``, ``log`` (the last lines of its output)."""
     import torch
 
     from .runtime import resolve_device
@@ -222,7 +222,8 @@ def run_cell(raw: dict, threads: Optional[int] = None) -> dict:
         torch.set_num_threads(threads)
     output = io.StringIO()
     start = time.perf_counter()
-    out: dict[str, Any] = {"host": platform.node()}
+    out: dict[str, Any] = {"host": platform.node(),
+                           "started": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
     try:
         out["device"] = str(resolve_device(raw.get("device", "auto")))
         with tempfile.TemporaryDirectory(prefix="oddpix-cell-") as tmp, \
@@ -234,6 +235,16 @@ def run_cell(raw: dict, threads: Optional[int] = None) -> dict:
     out["seconds"] = round(time.perf_counter() - start, 2)
     out["log"] = output.getvalue().splitlines()[-_LOG_TAIL:] if out["status"] == "failed" else []
     out["versions"] = versions()
+    return out
+
+
+def _ray_cell(raw: dict, threads: Optional[int] = None) -> dict:
+    """:func:`run_cell` as a Ray task, plus ``gpus``: the GPUs Ray gave it (a share of one when
+    ``gpus_per_cell`` < 1; none when 0), which are the ones ``device: auto`` sees."""
+    import ray
+
+    out = run_cell(raw, threads)
+    out["gpus"] = [str(g) for g in ray.get_gpu_ids()]
     return out
 
 
@@ -379,7 +390,7 @@ def _run_ray(p: Plan, finish: Callable[[Cell, dict], None], address: Optional[st
         ray.init(address=address or os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
                  log_to_driver=False, configure_logging=False)
     try:
-        task = ray.remote(run_cell).options(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell, max_retries=0)
+        task = ray.remote(_ray_cell).options(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell, max_retries=0)
         threads = max(1, int(cpus_per_cell))
         pending = {task.remote(p.raws[cell], threads): cell for cell in p.todo}
         while pending:
