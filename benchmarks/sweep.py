@@ -7,15 +7,21 @@ download), each engine into a fresh reports folder so nothing is reused:
   ``local:N``: the same with N torch threads (``local:1``: one core, each cell exactly as a ray cell runs);
 * ``ray``: a local Ray on this machine, one CPU (and one torch thread) per cell, as many cells at once as
   there are cores;
+* ``processes`` (benchmark only): the same cells over as many plain processes as there are cores, one
+  torch thread each, no Ray: what Ray's own start, stop and processes cost on top;
 * ``dvc`` (only with ``--engines local,ray,dvc``; run it in a clean clone, it makes DVC experiments): one
   ``dvc exp run --temp`` after another, today's ``oddpix leaderboard``.
 
     python benchmarks/sweep.py                                   # writes benchmarks/sweep.md
     python benchmarks/sweep.py --engines local:1,local,ray       # also one cell at a time on one core
+    python benchmarks/sweep.py --engines local:1,processes       # Ray's overhead: plain processes instead
+    ray start --head && python benchmarks/sweep.py --engines local:1,ray --address auto; ray stop
+                                                                 # Ray started once, not by the sweep
     python benchmarks/sweep.py --gpus-per-cell 1,0.25,0.125      # on a GPU machine: 1, 4 and 8 cells per GPU
 
 Rows are appended to --out (JSON lines) and the table in --table is rebuilt from all of them. Every row
-also says whether both engines gave the same AUROC for every cell.
+also says whether both engines gave the same AUROC for every cell, and the cells' own seconds added up (the
+rest of the wall time, times the cells at once, is the engine's: starting processes, Ray).
 """
 
 from __future__ import annotations
@@ -31,7 +37,34 @@ import click
 
 from oddpix.config import read_raw_params
 from oddpix.leaderboard import parse_classes
-from oddpix.sweep import cells_of, run_sweep
+from oddpix.sweep import SweepResult, cells_of, run_sweep
+
+
+def _one_cell(job):
+    base, cell, reports = job
+    import torch
+
+    torch.set_num_threads(1)
+    return cell, run_sweep(base, [cell], reports, "local", progress=False, log=lambda m: None).records[cell]
+
+
+def run_processes(base, cells, reports, workers: int) -> SweepResult:
+    """The cells over ``workers`` spawned plain processes, one thread each (OMP_NUM_THREADS=1, as Ray's
+    workers), each writing its cell's JSON like the other engines."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    before = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            records = dict(pool.map(_one_cell, [(base, cell, reports) for cell in cells]))
+    finally:
+        if before is None:
+            del os.environ["OMP_NUM_THREADS"]
+        else:
+            os.environ["OMP_NUM_THREADS"] = before
+    return SweepResult(records, len(cells), 0)
 
 
 def machine() -> str:
@@ -45,10 +78,11 @@ def machine() -> str:
 def write_table(results: Path, table: Path) -> None:
     rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
     lines = ["<!-- written by benchmarks/sweep.py from its results file; do not edit by hand -->", "",
-             "| sweep | engine | cells at once | wall s | cells/min | speed-up vs the first | same AUROC as the first | "
-             "machine |", "|---|---|---|---:|---:|---:|---|---|"]
+             "| sweep | engine | cells at once | wall s | cells' own s | cells/min | speed-up vs the first | "
+             "same AUROC as the first | machine |", "|---|---|---|---:|---:|---:|---:|---|---|"]
     for r in rows:
-        lines.append(f"| {r['sweep']} | {r['engine']} | {r['parallel']} | {r['wall_s']:.1f} | "
+        own = f"{r['cells_s']:.1f}" if "cells_s" in r else "-"
+        lines.append(f"| {r['sweep']} | {r['engine']} | {r['parallel']} | {r['wall_s']:.1f} | {own} | "
                      f"{r['cells_per_min']:.2f} | {r.get('speedup', 1.0):.2f}x | {r.get('same_auroc', '-')} | "
                      f"{r['machine']} |")
     table.write_text("\n".join(lines) + "\n")
@@ -62,9 +96,10 @@ def write_table(results: Path, table: Path) -> None:
 @click.option("--gpus-per-cell", default="", help="ray on a GPU: comma-separated GPU shares per cell, e.g. 1,0.25")
 @click.option("--engines", default="local,ray", show_default=True, help="the first is the baseline")
 @click.option("-S", "--set", "sets", multiple=True, help="extra params for every cell, key=value")
+@click.option("--address", default=None, help="ray: join this running Ray (e.g. auto) instead of starting one")
 @click.option("--out", default="benchmarks/sweep_results.jsonl", show_default=True)
 @click.option("--table", default="benchmarks/sweep.md", show_default=True)
-def main(dataset, models, classes, seeds, gpus_per_cell, engines, sets, out, table):
+def main(dataset, models, classes, seeds, gpus_per_cell, engines, sets, address, out, table):
     import torch
 
     base = read_raw_params("params.yaml")
@@ -77,23 +112,32 @@ def main(dataset, models, classes, seeds, gpus_per_cell, engines, sets, out, tab
             runs += [("ray", {"gpus_per_cell": float(g)}, f"{round(1 / float(g))} per GPU") for g in gpus_per_cell.split(",")]
         elif engine == "ray":
             runs += [("ray", {"cpus_per_cell": 1.0}, f"{cores} (1 thread each)")]
+        elif engine == "processes":
+            runs += [("processes", {}, f"{cores} (1 thread each, no Ray)")]
         elif engine.startswith("local:"):
             runs += [("local", {"threads": int(engine.split(":")[1])}, f"1 ({engine.split(':')[1]} thread)")]
         else:
             runs += [(engine, {}, f"1 ({torch.get_num_threads()} threads)")]
+    if address:  # the ray runs join a running Ray: its start and stop are not in their wall time
+        runs = [(e, {**o, "address": address}, p + ", Ray already running") if e == "ray" else (e, o, p)
+                for e, o, p in runs]
     baseline = None
     for engine, options, parallel in runs:
         threads = torch.get_num_threads()
         torch.set_num_threads(options.get("threads", threads))
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            result = run_sweep(base, cells, Path(tmp) / "reports", engine, progress=False,
-                               **{k: v for k, v in options.items() if k != "threads"})
+            if engine == "processes":
+                result = run_processes(base, cells, Path(tmp) / "reports", cores)
+            else:
+                result = run_sweep(base, cells, Path(tmp) / "reports", engine, progress=False,
+                                   **{k: v for k, v in options.items() if k != "threads"})
             wall = time.perf_counter() - start
         torch.set_num_threads(threads)
         failed = result.failed
         aurocs = {str(c): r["metrics"]["auroc"] for c, r in result.records.items() if r["status"] == "ok"}
         row = {"sweep": name, "engine": engine, "parallel": parallel, "wall_s": round(wall, 1),
+               "cells_s": round(sum(r.get("seconds", 0.0) for r in result.records.values()), 1),
                "cells_per_min": len(cells) / wall * 60, "failed": len(failed), "machine": machine(), **options}
         if baseline is None:
             baseline = (wall, aurocs)
