@@ -5,10 +5,12 @@ corruptions) by what the dot did to the image, and gives the image AUROC of each
 * ``white, touching``: a white dot within 2 px of a stroke (it thickens the stroke or adds a blob to it);
 * ``black``: a black dot inside a stroke or a bright garment (a hole).
 
-    python benchmarks/local.py --setup dot --model patch_knn --keep /tmp/dot-patch-knn
+    python benchmarks/local.py --setup dot --model patch_knn --keep /tmp/dot-patch-knn --out /tmp/dot.jsonl --table /tmp/dot.md
     python benchmarks/dot_misses.py /tmp/dot-patch-knn --component patch_max
-    python benchmarks/local.py --setup dot --model fusion --keep /tmp/dot-fusion
+    python benchmarks/local.py --setup dot --model fusion --keep /tmp/dot-fusion --out /tmp/dot.jsonl --table /tmp/dot.md
     python benchmarks/dot_misses.py /tmp/dot-fusion --component fused_mean
+
+(``--out``/``--table`` keep these runs out of the committed benchmarks/local_results.jsonl and local.md.)
 
 The run folder is a pipeline run kept by benchmarks/local.py (``--keep``): prepared/ and scores/ with
 maps.npz (the true masks).

@@ -115,7 +115,10 @@ def main(dataset, models, classes, seeds, gpus_per_cell, engines, sets, address,
         elif engine == "processes":
             runs += [("processes", {}, f"{cores} (1 thread each, no Ray)")]
         elif engine.startswith("local:"):
-            runs += [("local", {"threads": int(engine.split(":")[1])}, f"1 ({engine.split(':')[1]} thread)")]
+            n = engine.split(":")[1]
+            if not n.isdigit() or int(n) < 1:
+                raise click.BadParameter(f"{engine}: local:N needs a number of threads N >= 1", param_hint="--engines")
+            runs += [("local", {"threads": int(n)}, f"1 ({n} thread{'s' if int(n) > 1 else ''})")]
         else:
             runs += [(engine, {}, f"1 ({torch.get_num_threads()} threads)")]
     if address:  # the ray runs join a running Ray: its start and stop are not in their wall time
