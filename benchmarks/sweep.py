@@ -8,7 +8,8 @@ download), each engine into a fresh reports folder so nothing is reused:
 * ``ray``: a local Ray on this machine, one CPU (and one torch thread) per cell, as many cells at once as
   there are cores;
 * ``processes`` (benchmark only): the same cells over as many plain processes as there are cores, one
-  torch thread each, no Ray: what Ray's own start, stop and processes cost on top;
+  torch thread each, no Ray: what Ray's own start, stop and processes cost on top; with ``--gpus-per-cell``
+  1 / share processes at once, all on GPU 0 (``device: auto``): GPU packing measured where Ray is missing;
 * ``dvc`` (only with ``--engines local,ray,dvc``; run it in a clean clone, it makes DVC experiments): one
   ``dvc exp run --temp`` after another, today's ``oddpix leaderboard``.
 
@@ -18,6 +19,7 @@ download), each engine into a fresh reports folder so nothing is reused:
     ray start --head && python benchmarks/sweep.py --engines local:1,ray --address auto; ray stop
                                                                  # Ray started once, not by the sweep
     python benchmarks/sweep.py --gpus-per-cell 1,0.25,0.125      # on a GPU machine: 1, 4 and 8 cells per GPU
+    python benchmarks/sweep.py --engines processes --gpus-per-cell 1,0.25,0.125   # the same without Ray
 
 Rows are appended to --out (JSON lines) and the table in --table is rebuilt from all of them. Every row
 also says whether both engines gave the same AUROC for every cell, and the cells' own seconds added up (the
@@ -93,7 +95,7 @@ def write_table(results: Path, table: Path) -> None:
 @click.option("--models", default="knn,ae", show_default=True)
 @click.option("--classes", default="0-2", show_default=True)
 @click.option("--seeds", default=2, show_default=True)
-@click.option("--gpus-per-cell", default="", help="ray on a GPU: comma-separated GPU shares per cell, e.g. 1,0.25")
+@click.option("--gpus-per-cell", default="", help="ray or processes on a GPU: comma-separated GPU shares per cell, e.g. 1,0.25")
 @click.option("--engines", default="local,ray", show_default=True, help="the first is the baseline")
 @click.option("-S", "--set", "sets", multiple=True, help="extra params for every cell, key=value")
 @click.option("--address", default=None, help="ray: join this running Ray (e.g. auto) instead of starting one")
@@ -112,8 +114,11 @@ def main(dataset, models, classes, seeds, gpus_per_cell, engines, sets, address,
             runs += [("ray", {"gpus_per_cell": float(g)}, f"{round(1 / float(g))} per GPU") for g in gpus_per_cell.split(",")]
         elif engine == "ray":
             runs += [("ray", {"cpus_per_cell": 1.0}, f"{cores} (1 thread each)")]
+        elif engine == "processes" and gpus_per_cell:  # 1 / share processes at once, all on GPU 0
+            runs += [("processes", {"workers": round(1 / float(g))}, f"{round(1 / float(g))} per GPU, no Ray")
+                     for g in gpus_per_cell.split(",")]
         elif engine == "processes":
-            runs += [("processes", {}, f"{cores} (1 thread each, no Ray)")]
+            runs += [("processes", {"workers": cores}, f"{cores} (1 thread each, no Ray)")]
         elif engine.startswith("local:"):
             n = engine.split(":")[1]
             if not n.isdigit() or int(n) < 1:
@@ -131,10 +136,10 @@ def main(dataset, models, classes, seeds, gpus_per_cell, engines, sets, address,
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
             if engine == "processes":
-                result = run_processes(base, cells, Path(tmp) / "reports", cores)
+                result = run_processes(base, cells, Path(tmp) / "reports", options["workers"])
             else:
                 result = run_sweep(base, cells, Path(tmp) / "reports", engine, progress=False,
-                                   **{k: v for k, v in options.items() if k != "threads"})
+                                   **{k: v for k, v in options.items() if k not in ("threads", "workers")})
             wall = time.perf_counter() - start
         torch.set_num_threads(threads)
         failed = result.failed
