@@ -8,7 +8,7 @@ download), each engine into a fresh reports folder so nothing is reused:
 * ``ray``: a local Ray on this machine, one CPU (and one torch thread) per cell, as many cells at once as
   there are cores;
 * ``processes`` (benchmark only): the same cells over as many plain processes as there are cores, one
-  torch thread each, no Ray: what Ray's own start, stop and processes cost on top; with ``--gpus-per-cell``
+  torch thread each, no Ray (and no JSON per cell): what Ray's own start, stop and processes cost on top; with ``--gpus-per-cell``
   1 / share processes at once, all on GPU 0 (``device: auto``): GPU packing measured where Ray is missing;
 * ``dvc`` (only with ``--engines local,ray,dvc``; run it in a clean clone, it makes DVC experiments): one
   ``dvc exp run --temp`` after another, today's ``oddpix leaderboard``.
@@ -39,34 +39,27 @@ import click
 
 from oddpix.config import read_raw_params
 from oddpix.leaderboard import parse_classes
-from oddpix.sweep import SweepResult, cells_of, run_sweep
+from oddpix.sweep import SweepResult, apply_settings, cells_of, run_cell, run_sweep
 
 
-def _one_cell(job):
-    base, cell, reports = job
-    import torch
-
-    torch.set_num_threads(1)
-    return cell, run_sweep(base, [cell], reports, "local", progress=False, log=lambda m: None).records[cell]
-
-
-def run_processes(base, cells, reports, workers: int) -> SweepResult:
-    """The cells over ``workers`` spawned plain processes, one thread each (OMP_NUM_THREADS=1, as Ray's
-    workers), each writing its cell's JSON like the other engines."""
+def run_processes(base: dict, cells, workers: int) -> SweepResult:
+    """The cells over ``workers`` spawned plain processes, one thread each (OMP_NUM_THREADS=1 and one torch
+    thread, as Ray's workers): :func:`run_cell` on each cell's params, as the ray engine's tasks; no Ray."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    raws = [apply_settings(base, cell.overrides()) for cell in cells]
     before = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["OMP_NUM_THREADS"] = "1"  # the spawned processes read it when they start
     try:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            records = dict(pool.map(_one_cell, [(base, cell, reports) for cell in cells]))
+            results = list(pool.map(run_cell, raws, [1] * len(raws)))
     finally:
         if before is None:
             del os.environ["OMP_NUM_THREADS"]
         else:
             os.environ["OMP_NUM_THREADS"] = before
-    return SweepResult(records, len(cells), 0)
+    return SweepResult(dict(zip(cells, results)), len(cells), 0)
 
 
 def machine() -> str:
@@ -108,15 +101,15 @@ def main(dataset, models, classes, seeds, gpus_per_cell, engines, sets, address,
     cells = cells_of(dataset, models.split(","), parse_classes(classes), [42 + i for i in range(seeds)], sets)
     name = f"{dataset} {models} classes {classes} x {seeds} seeds ({len(cells)} cells)" + (f" {' '.join(sets)}" if sets else "")
     cores = os.cpu_count() or 1
+    shares = [float(g) for g in gpus_per_cell.split(",")] if gpus_per_cell else []
     runs = []
     for engine in engines.split(","):
-        if engine == "ray" and gpus_per_cell:
-            runs += [("ray", {"gpus_per_cell": float(g)}, f"{round(1 / float(g))} per GPU") for g in gpus_per_cell.split(",")]
+        if engine == "ray" and shares:
+            runs += [("ray", {"gpus_per_cell": g}, f"{round(1 / g)} per GPU") for g in shares]
         elif engine == "ray":
             runs += [("ray", {"cpus_per_cell": 1.0}, f"{cores} (1 thread each)")]
-        elif engine == "processes" and gpus_per_cell:  # 1 / share processes at once, all on GPU 0
-            runs += [("processes", {"workers": round(1 / float(g))}, f"{round(1 / float(g))} per GPU, no Ray")
-                     for g in gpus_per_cell.split(",")]
+        elif engine == "processes" and shares:  # 1 / share processes at once, all on GPU 0
+            runs += [("processes", {"workers": round(1 / g)}, f"{round(1 / g)} per GPU, no Ray") for g in shares]
         elif engine == "processes":
             runs += [("processes", {"workers": cores}, f"{cores} (1 thread each, no Ray)")]
         elif engine.startswith("local:"):
@@ -136,7 +129,7 @@ def main(dataset, models, classes, seeds, gpus_per_cell, engines, sets, address,
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
             if engine == "processes":
-                result = run_processes(base, cells, Path(tmp) / "reports", options["workers"])
+                result = run_processes(base, cells, options["workers"])
             else:
                 result = run_sweep(base, cells, Path(tmp) / "reports", engine, progress=False,
                                    **{k: v for k, v in options.items() if k not in ("threads", "workers")})
