@@ -41,7 +41,8 @@ import yaml
 
 from oddpix.leaderboard import parse_classes
 from oddpix.metrics import metric_key
-from oddpix.sweep import run_stages, set_key  # noqa: F401 (set_key: benchmarks/local.py)
+from oddpix.pipeline import run as run_stages
+from oddpix.sweep import set_key  # noqa: F401 (set_key: benchmarks/local.py)
 
 
 def run_one(raw: dict, root: Path) -> tuple[dict, float]:

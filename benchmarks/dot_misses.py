@@ -34,9 +34,9 @@ from oddpix.steps.common import read_prepared
 @click.option("--component", default="patch_max", show_default=True)
 def main(run, component):
     run = Path(run)
-    x, _ = read_prepared(run / "prepared", "test")
-    masks = np.load(run / "scores/maps.npz")["mask"].astype(bool)
-    scores = pd.read_csv(run / "scores/test.csv")
+    x, _ = read_prepared(run / "data/prepared", "test")
+    masks = np.load(run / "data/scores/maps.npz")["mask"].astype(bool)
+    scores = pd.read_csv(run / "data/scores/test.csv")
     y, s = scores["y"].to_numpy(), scores[component].to_numpy()
     img = x.numpy().max(1)  # the brightest channel
     bright = img > 0.5 * (img.min() + img.max())

@@ -50,7 +50,7 @@ def fingerprint(setup: str, overrides: dict, mirror: Path, work: Path) -> dict:
     metrics = run_pipeline(parse_params(raw), work)
     digest = hashlib.sha256()
     for name in ("val", "test"):
-        digest.update((work / "scores" / f"{name}.csv").read_bytes())
+        digest.update((work / "data/scores" / f"{name}.csv").read_bytes())
     return {"metrics": metrics, "scores_sha256": digest.hexdigest(), "seconds": round(time.perf_counter() - start, 1)}
 
 

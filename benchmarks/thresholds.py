@@ -30,7 +30,8 @@ import yaml
 from oddpix.config import parse_params
 from oddpix.leaderboard import parse_classes
 from oddpix.metrics import evaluate
-from oddpix.sweep import run_stages, set_key
+from oddpix.pipeline import run as run_stages
+from oddpix.sweep import set_key
 from oddpix.thresholds import ThresholdConfig, fit_threshold
 
 # (label, threshold settings): the candidates for the default
@@ -103,8 +104,8 @@ def main(datasets, models, classes, overrides, params_path, out, table_path, tab
                     params = parse_params(raw)
                     with tempfile.TemporaryDirectory(prefix="oddpix-thr-") as tmp:
                         metrics = run_stages(params, tmp)
-                        val = pd.read_csv(Path(tmp) / "scores/val.csv")
-                        test = pd.read_csv(Path(tmp) / "scores/test.csv")
+                        val = pd.read_csv(Path(tmp) / "data/scores/val.csv")
+                        test = pd.read_csv(Path(tmp) / "data/scores/test.csv")
                     component = metrics["component"]
                     row = {"dataset": dataset, "model": model, "class": c, "component": component,
                            "auroc": metrics["auroc"],

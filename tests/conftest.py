@@ -57,10 +57,10 @@ def tiny_params():
 
 
 def run_pipeline(params, root):
-    """Every stage function in order (plots included), outputs under ``root`` as in dvc.yaml; the metrics."""
-    from oddpix.sweep import run_stages
+    """Every stage in order (plots included), outputs under ``root`` as `dvc repro` lays them; the metrics."""
+    from oddpix import pipeline
 
-    return run_stages(params, root, plots=True)
+    return pipeline.run(params, root, plots=True)
 
 
 TRAINED_SCORE = {"local": {"sigma": 0.5, "topk": 4}}  # not the defaults: predict must reapply them

@@ -8,12 +8,12 @@ import torch
 
 from oddpix import pipeline
 from oddpix.errors import OddpixError
+from oddpix.steps.threshold import threshold
+from oddpix.steps.train import train
 
 
 def prepare(params, root):
-    pipeline.download(params, root / "raw", root / "cache")
-    pipeline.split(params, root / "raw", root / "split", root / "split.json")
-    pipeline.preprocess(params, root / "split", root / "prepared")
+    pipeline.run(params, root, stages=("download", "split", "preprocess"))
 
 
 def test_a_diverging_training_stops_at_once_and_saves_nothing(tmp_path, tiny_params, mirror):
@@ -21,7 +21,7 @@ def test_a_diverging_training_stops_at_once_and_saves_nothing(tmp_path, tiny_par
                          models={"cae": {"channels": [8, 16], "latent_dim": 8, "epochs": 3, "lr": 1e6}})
     prepare(params, tmp_path)
     with pytest.raises(OddpixError) as err:
-        pipeline.train(params, tmp_path / "prepared", tmp_path / "model.pt", tmp_path / "history.csv",
+        train(params, pipeline.path(tmp_path, "prepared"), tmp_path / "model.pt", tmp_path / "history.csv",
                        tmp_path / "train.json")
     message = str(err.value)
     assert message.startswith("cae: the training loss is not finite at epoch 1 (")
@@ -39,7 +39,7 @@ def test_stages_refuse_scores_that_are_not_numbers(tmp_path, tiny_params):
     assert "\n1,0,0,,\n" in text  # NaN is written as an empty cell, as the issue saw
     with pytest.raises(OddpixError, match=r"val.csv: component reconstruction: 1 of 3 values are not finite numbers "
                                           r"\(NaN, infinite or empty\); rerun the score stage"):
-        pipeline.threshold(tiny_params(), scores, tmp_path / "threshold.json")
+        threshold(tiny_params(), scores, tmp_path / "threshold.json")
     assert not (tmp_path / "threshold.json").exists()
 
 
@@ -92,7 +92,7 @@ def test_a_folder_trained_model_scores_its_own_images_of_any_size(tmp_path, tiny
     assert len(rows) == 80 and (rows["error"] == "").all()
     # every test image of the run is one of the folder's files: predict gives it the score evaluation gave it
     scored = rows["score"].to_numpy()
-    test = pd.read_csv(d / "scores/test.csv")
+    test = pd.read_csv(d / "data/scores/test.csv")
     for s in test["distance"]:
         assert abs(scored - s).min() < 1e-6 * max(1.0, abs(s))
 

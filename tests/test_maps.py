@@ -122,4 +122,4 @@ def test_folder_masks_give_pixel_metrics_for_the_patch_detector(tmp_path, tiny_p
     assert metrics["component"] == "patch_max" and metrics["auroc"] > 0.85
     assert metrics["pixel_auroc"] > 0.85 and metrics["pro"] > 0.5
     assert {"auroc_local_max", "auroc_local_topk"} <= set(metrics)
-    assert (tmp_path / "run/images/anomaly_maps.png").stat().st_size > 5000
+    assert (tmp_path / "run/plots/images/anomaly_maps.png").stat().st_size > 5000

@@ -23,29 +23,29 @@ def test_pipeline_functions_end_to_end_and_deterministic(tmp_path, mirror, tiny_
     assert first["auroc"] > 0.9 and first["model"] == "cae" and first["component"] == "reconstruction"
     assert first["n_test"] == 300 and first["tp"] + first["fn"] == 270
     assert read_json(tmp_path / "a/metrics/metrics.json") == first
-    scores = pd.read_csv(tmp_path / "a/scores/test.csv", keep_default_na=False)
+    scores = pd.read_csv(tmp_path / "a/data/scores/test.csv", keep_default_na=False)
     assert list(scores.columns[:5]) == ["index", "source", "y", "label", "kind"]
     # every scored image is traced to its place in the dataset (here the test split, in order)
     assert list(scores["source"]) == [f"fashion_mnist:test:{i}" for i in range(300)]
     # the decision per image: its score, calibrated p-value (share of validation normals at least as high)
-    predictions = pd.read_csv(tmp_path / "a/predictions.csv", keep_default_na=False)
+    predictions = pd.read_csv(tmp_path / "a/data/predictions.csv", keep_default_na=False)
     assert list(predictions.columns) == ["index", "source", "y", "kind", "score", "p_value", "anomaly"]
     assert predictions["anomaly"].sum() == first["tp"] + first["fp"]
-    val_normal = pd.read_csv(tmp_path / "a/scores/val.csv").query("y == 0")["reconstruction"].to_numpy()
+    val_normal = pd.read_csv(tmp_path / "a/data/scores/val.csv").query("y == 0")["reconstruction"].to_numpy()
     expected = [(1 + (val_normal >= s).sum()) / (1 + len(val_normal)) for s in predictions["score"]]
     np.testing.assert_allclose(predictions["p_value"], expected)
     assert predictions.query("y == 1")["p_value"].mean() < 0.2 < predictions.query("y == 0")["p_value"].mean()
     assert {"reconstruction", "bce", "mse", "density"} <= set(scores.columns)
     assert first["auroc_density"] > 0.8
-    history = pd.read_csv(tmp_path / "a/plots/history.csv")
+    history = pd.read_csv(tmp_path / "a/plots/train/history.csv")
     assert list(history.columns) == ["epoch", "loss", "val_loss"] and len(history) >= 1
     for png in ("score_histogram.png", "reconstructions.png", "extremes.png", "latent_space.png"):
-        data = (tmp_path / "a/images" / png).read_bytes()
+        data = (tmp_path / "a/plots/images" / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     thr = read_json(tmp_path / "a/models/threshold.json")
-    val = pd.read_csv(tmp_path / "a/scores/val.csv")["reconstruction"]
+    val = pd.read_csv(tmp_path / "a/data/scores/val.csv")["reconstruction"]
     assert thr["rule"] == "percentile" and thr["bounds"][0]["high"] == pytest.approx(np.percentile(val, 95))
-    confusion = pd.read_csv(tmp_path / "a/curves/confusion.csv")
+    confusion = pd.read_csv(tmp_path / "a/plots/curves/confusion.csv")
     assert len(confusion) == 300 and (confusion["predicted"] == "anomaly").sum() == first["tp"] + first["fp"]
     # the false alarms the rule gives on test normals, next to those on the validation normals it was fitted on
     assert first["false_alarm_rate"] == pytest.approx(first["fp"] / (first["fp"] + first["tn"]))
@@ -56,8 +56,7 @@ def test_pipeline_functions_end_to_end_and_deterministic(tmp_path, mirror, tiny_
 def test_stage_script_reports_bad_params_in_one_line(tmp_path):
     bad = tmp_path / "params.yaml"
     bad.write_text("model: cae\nmodels:\n  cae:\n    lr: 0\n")
-    paths = ["--data", "p", "--model-out", "m.pt", "--history", "h.csv", "--metrics", "t.json", "--samples", "s"]
-    proc = subprocess.run([sys.executable, str(ROOT / "stages/train.py"), "--params", str(bad), *paths],
+    proc = subprocess.run([sys.executable, str(ROOT / "stages/train.py"), "--params", str(bad)],
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 1
     assert proc.stderr.strip() == "error: params: models.cae.lr: 0.0 is out of range; it must be > 0.0"
@@ -68,7 +67,7 @@ def test_missing_input_is_a_readable_error(tmp_path, tiny_params):
     from oddpix.errors import OddpixError
 
     with pytest.raises(OddpixError, match=r"raw/fashion_mnist.npz is missing; run the download stage"):
-        pipeline.split(tiny_params(), tmp_path / "raw", tmp_path / "split", tmp_path / "s.json")
+        pipeline.run(tiny_params(), tmp_path, stages=("split",))
 
 
 def _cell_tree(root):
@@ -123,13 +122,13 @@ def test_every_protocol_runs_with_every_detector(tmp_path, patterns, tiny_params
         assert {f"auroc_corruption_{t}" for t in ("invert", "noise", "interpolate", "overlap", "underscore", "dot")} \
             <= set(kinds)
         assert "detected_corruption_dot" in metrics
-        assert (tmp_path / "run/images/corruptions.png").stat().st_size > 3000
+        assert (tmp_path / "run/plots/images/corruptions.png").stat().st_size > 3000
         assert metrics["auroc_corruption_invert"] > 0.9  # an inverted image is unlike anything in training
         # the pixel truth of the corruptions: maps kept, pixel AUROC and PRO reported, per kind too
         assert 0.5 < metrics["pixel_auroc"] <= 1.0 and 0.0 < metrics["pro"] <= 1.0
         assert metrics["pixel_auroc_corruption_dot"] > 0.7  # a bright disc is badly reconstructed
-        assert read_npz(tmp_path / "run/scores/maps.npz")["map"].shape == (300, 28, 28)
-        assert (tmp_path / "run/images/anomaly_maps.png").stat().st_size > 5000  # with the true masks
+        assert read_npz(tmp_path / "run/data/scores/maps.npz")["map"].shape == (300, 28, 28)
+        assert (tmp_path / "run/plots/images/anomaly_maps.png").stat().st_size > 5000  # with the true masks
     elif protocol == "cross_dataset":
         assert kinds == [f"auroc_class_{c}" for c in range(1, 10)] + ["auroc_dataset_fashion_mnist"]
         assert split["test_kind_dataset_fashion_mnist"] == 200
@@ -143,6 +142,6 @@ def test_knn_baseline_runs_through_the_pipeline_without_an_encoder(tmp_path, mir
     params = tiny_params(model="knn", data={"mirror": str(mirror), "checksums": "mirror", "download": False})
     metrics = run_pipeline(params, tmp_path)
     assert metrics["model"] == "knn" and metrics["component"] == "distance" and metrics["auroc"] > 0.9
-    scores = pd.read_csv(tmp_path / "scores/test.csv", keep_default_na=False)
+    scores = pd.read_csv(tmp_path / "data/scores/test.csv", keep_default_na=False)
     assert "distance" in scores.columns and "density" not in scores.columns
-    assert (tmp_path / "images/score_histogram.png").stat().st_size > 5000
+    assert (tmp_path / "plots/images/score_histogram.png").stat().st_size > 5000

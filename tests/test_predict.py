@@ -13,7 +13,7 @@ from oddpix.io import read_npz
 @pytest.fixture
 def image_dir(tmp_path, trained):
     root, _ = trained
-    test = read_npz(root / "split/test.npz")
+    test = read_npz(root / "data/split/test.npz")
     folder = tmp_path / "images"
     (folder / "sub").mkdir(parents=True)
     picks = [0, 5, 17, 42]
@@ -39,7 +39,7 @@ def test_predict_gives_the_evaluation_scores_and_reports_bad_files(trained, imag
     assert "not a readable image" in rows["broken.png"]["error"] and rows["broken.png"]["score"] is None
     # another size is read at the training images' size (28x28), as evaluation read them
     assert rows["too_big.png"]["error"] is None and rows["too_big.png"]["score"] is not None
-    scores = pd.read_csv(root / "scores/test.csv", keep_default_na=False)
+    scores = pd.read_csv(root / "data/scores/test.csv", keep_default_na=False)
     threshold = json.loads((root / "models/threshold.json").read_text())["bounds"][0]["high"]
     for i in picks:
         row = rows[f"img_{i:03d}.png"]
@@ -50,7 +50,7 @@ def test_predict_gives_the_evaluation_scores_and_reports_bad_files(trained, imag
             assert row[name] == pytest.approx(scores[name][i], rel=1e-5)
         assert row["anomaly"] == bool(scores["reconstruction"][i] > threshold)
         # the calibrated score: the share of validation normals scoring at least as high (conformal)
-        val = pd.read_csv(root / "scores/val.csv", keep_default_na=False)
+        val = pd.read_csv(root / "data/scores/val.csv", keep_default_na=False)
         normal = val["reconstruction"][val["y"] == 0].to_numpy()
         assert row["p_value"] == pytest.approx((1 + (normal >= row["score"]).sum()) / (1 + len(normal)))
 

@@ -1,54 +1,79 @@
-"""dvc.yaml tells DVC the truth: each stage's code deps are the modules its step imports, its params are
-exactly the keys its step reads (enforced at run time by ``config.ParamsView``), and paths are written
-only in dvc.yaml."""
+"""dvc.yaml tells DVC the truth: it is generated from the stage table, each stage's code deps are the
+modules its step imports, its params are exactly the keys its step reads (enforced at run time by
+``config.ParamsView``), and detectors do not depend on the pipeline's figures or threshold rules."""
 
-import importlib
+import ast
+from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from oddpix import pipeline
+from oddpix.cli import main
 from oddpix.config import ParamsView, parse_params, reads
-from stage_deps import ROOT, code_deps
+from oddpix.dvc_yaml import generate
+from oddpix.imports import closure
 
-STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-
-
-def _expand(entry: str) -> set[str]:
-    path = ROOT / entry
-    if path.is_dir():
-        return {str(p.relative_to(ROOT)) for p in path.rglob("*.py")}
-    return {entry}
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src/oddpix"
 
 
-@pytest.mark.parametrize("stage", list(STAGES))
-def test_code_deps_are_exactly_the_modules_the_stage_imports(stage):
-    listed = set()
-    for dep in STAGES[stage]["deps"]:
-        if dep.startswith(("src/", "stages/")):
-            listed |= _expand(dep)
-    wanted = code_deps(stage)
-    assert not wanted - listed, f"dvc.yaml stage {stage} misses code deps {sorted(wanted - listed)}"
-    assert not listed - wanted, f"dvc.yaml stage {stage} lists code it does not import: {sorted(listed - wanted)}"
+def test_the_committed_dvc_yaml_is_the_generated_one():
+    assert (ROOT / "dvc.yaml").read_text() == generate(ROOT), "dvc.yaml is stale: run `oddpix dvc-yaml --write`"
 
 
-@pytest.mark.parametrize("stage", list(STAGES))
-def test_params_are_exactly_what_the_step_reads(stage):
-    step = getattr(importlib.import_module(f"oddpix.steps.{stage}"), stage)
-    if stage == "params":  # the one stage that tracks the whole file (its step reads no key)
-        assert STAGES[stage]["params"] == [{"params.yaml": None}] and step.params_read == ()
+def test_dvc_yaml_check_command_reports_drift(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    ok = CliRunner().invoke(main, ["dvc-yaml", "--check"])
+    assert ok.exit_code == 0 and "matches" in ok.output
+    stale = tmp_path / "dvc.yaml"  # a hand edit: the plots stage no longer reads `plots`
+    stale.write_text((ROOT / "dvc.yaml").read_text().replace("    - plots\n", "", 1))
+    bad = CliRunner().invoke(main, ["dvc-yaml", "--check", "--file", str(stale)])
+    assert bad.exit_code == 1 and "differs from the stage table; run `oddpix dvc-yaml --write`" in bad.output
+    CliRunner().invoke(main, ["dvc-yaml", "--write", "--file", str(stale)])
+    assert stale.read_text() == (ROOT / "dvc.yaml").read_text()
+
+
+def test_every_step_module_is_one_stage_of_the_table_with_a_thin_script():
+    steps = sorted(p.stem for p in (SRC / "steps").glob("*.py") if p.stem not in ("__init__", "common"))
+    assert sorted(s.name for s in pipeline.STAGES) == steps
+    assert sorted(p.stem for p in (ROOT / "stages").glob("*.py")) == steps
+    for stage in pipeline.STAGES:
+        script = (ROOT / "stages" / f"{stage.name}.py").read_text()
+        assert f'stage_main("{stage.name}")' in script and len(script.splitlines()) <= 6
+        step = stage.step()
+        arguments = list(step.__wrapped__.__code__.co_varnames[1:step.__wrapped__.__code__.co_argcount])
+        assert sorted(arguments) == sorted(stage.paths()), f"{stage.name}: the table names every path argument"
+
+
+def test_every_path_is_in_the_layout_once_and_dvc_yaml_uses_only_those():
+    assert len(set(pipeline.LAYOUT.values())) == len(pipeline.LAYOUT)
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, entry in stages.items():
+        data = [d for d in entry["deps"] if not d.startswith(("src/", "stages/"))]
+        outs = [next(iter(o)) if isinstance(o, dict) else o
+                for section in ("outs", "metrics", "plots") for o in entry.get(section, [])]
+        assert set(data + outs) <= set(pipeline.LAYOUT.values()), name
+
+
+@pytest.mark.parametrize("leaf", ["plots.py", "thresholds.py", "metrics.py", "figures.py"])
+def test_detectors_and_their_training_import_no_figures_or_rules(leaf):
+    models = closure(["oddpix.models", "oddpix.training", "oddpix.scoring", "oddpix.density"])
+    if leaf == "figures.py":  # the GANs' training-time sample grids are the one picture a detector draws
+        assert SRC / leaf in models
+        assert not {ast.unparse(n) for n in ast.walk(ast.parse((SRC / leaf).read_text()))
+                    if isinstance(n, ast.ImportFrom) and n.module in ("plots", "thresholds")}
         return
-    assert list(STAGES[stage].get("params", [])) == list(step.params_read)
+    assert SRC / leaf not in models
 
 
-@pytest.mark.parametrize("stage", list(STAGES))
-def test_stage_scripts_take_every_path_from_dvc_yaml(stage):
-    namespace: dict = {}
-    exec(compile((ROOT / "stages" / f"{stage}.py").read_text(), f"stages/{stage}.py", "exec"), namespace)
-    command = namespace["main"]
-    paths = [p for p in command.params if p.name != "params_file"]
-    assert paths and all(p.required and not isinstance(p.default, str) for p in paths)
-    for option in paths:
-        assert f"--{option.opts[0].lstrip('-')} " in STAGES[stage]["cmd"] + " "
+def test_train_and_score_stages_do_not_depend_on_plots_or_threshold_rules():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name in ("train", "encode", "score"):
+        assert not {"src/oddpix/plots.py", "src/oddpix/thresholds.py"} & set(stages[name]["deps"]), name
+    assert "src/oddpix/plots.py" in stages["plots"]["deps"]
+    assert "src/oddpix/thresholds.py" in stages["threshold"]["deps"]
 
 
 def test_a_step_cannot_read_an_undeclared_key():
@@ -70,9 +95,3 @@ def test_a_step_cannot_read_an_undeclared_key():
     assert view.data.datasets() == ["fashion_mnist"]  # methods read through the view too
     with pytest.raises(AttributeError, match="does not declare"):
         ParamsView(params, ("data.dataset",), "test").data.datasets()
-
-
-def test_every_stage_of_the_flow_is_in_dvc_yaml():
-    steps = sorted(p.stem for p in (ROOT / "src/oddpix/steps").glob("*.py") if p.stem not in ("__init__", "common"))
-    assert sorted(STAGES) == steps
-    assert sorted(p.stem for p in (ROOT / "stages").glob("*.py")) == steps

@@ -140,5 +140,34 @@ def leaderboard(models, classes, dataset, seeds, extra, metric, engine, address,
         sys.exit(1)
 
 
+@main.command("dvc-yaml")
+@click.option("--write", is_flag=True, help="write dvc.yaml (default: print it)")
+@click.option("--check", is_flag=True, help="exit 1 when dvc.yaml differs from the stage table")
+@click.option("--file", "target", default="dvc.yaml", show_default=True, help="the file to write or check")
+def dvc_yaml(write, check, target):
+    """dvc.yaml from the stage table in oddpix.pipeline: deps are the code each stage imports, params the
+    keys its step reads. Run it in the repository root after changing a stage or its imports."""
+    from pathlib import Path
+
+    from .dvc_yaml import generate
+
+    try:
+        text = generate(".")
+    except OddpixError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    current = Path(target).read_text() if Path(target).exists() else ""
+    if check:
+        if current != text:
+            click.echo(f"error: {target} differs from the stage table; run `oddpix dvc-yaml --write`", err=True)
+            sys.exit(1)
+        click.echo(f"{target} matches the stage table")
+    elif write:
+        Path(target).write_text(text)
+        click.echo(f"{target}: {len(text.splitlines())} lines written" + ("" if current != text else " (unchanged)"))
+    else:
+        click.echo(text, nl=False)
+
+
 if __name__ == "__main__":
     main()

@@ -154,7 +154,7 @@ def markdown(b: Board, metric: str, title: str, failed: Sequence[str] = ()) -> s
 
 
 def bar_chart(b: Board, metric: str, title: str):
-    from .plots import pyplot
+    from .figures import pyplot
 
     plt = pyplot()
     frame, std = b.mean, b.std
@@ -191,7 +191,7 @@ def write_report(b: Board, out_dir: str | Path, metric: str, title: str, failed:
     text = markdown(b, metric, title, failed)
     write_text(out_dir / "leaderboard.md", text)
     write_csv(out_dir / "leaderboard.csv", csv_frame(b))
-    from .plots import save_figure
+    from .figures import save_figure
 
     save_figure(bar_chart(b, metric, title), out_dir / "leaderboard.png")
     return text

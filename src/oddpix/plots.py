@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import write_figure
+from .figures import pyplot, show_image
 from .schema import num
 from .thresholds import Bound
 
@@ -18,22 +18,6 @@ from .thresholds import Bound
 class PlotsConfig:
     n_images: int = num(8, ge=1, le=64)
     dpi: int = num(100, ge=30, le=600)
-
-
-def pyplot():
-    """matplotlib's pyplot on the file-only Agg backend, imported on first use (it costs about 0.3 s)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig, path: str | Path, dpi: int = 100) -> None:
-    """Write ``fig`` atomically as a PNG and free it."""
-    write_figure(path, fig, dpi)
-    pyplot().close(fig)
 
 
 def score_histogram(val_normal: list[np.ndarray], test_normal: list[np.ndarray], test_anomaly: list[np.ndarray],
@@ -67,32 +51,6 @@ def score_histogram(val_normal: list[np.ndarray], test_normal: list[np.ndarray],
     return fig
 
 
-def _show(ax, img: np.ndarray, cmap: str | None = None) -> None:
-    """``img`` is C x H x W in [0, 1] (or H x W for heat maps)."""
-    if img.ndim == 3:
-        img = img[0] if img.shape[0] == 1 else np.transpose(img, (1, 2, 0))
-    ax.imshow(img, cmap=cmap or ("gray" if img.ndim == 2 else None), vmin=0, vmax=1)
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
-def reconstruction_grid(images: np.ndarray, recons: np.ndarray, scores: np.ndarray, labels: list[str]):
-    """Columns = images; rows = original, reconstruction, |difference| heat map."""
-    plt = pyplot()
-    n = len(images)
-    fig, axes = plt.subplots(3, n, figsize=(1.4 * n, 4.6), squeeze=False)
-    for i in range(n):
-        _show(axes[0, i], images[i])
-        axes[0, i].set_title(f"{labels[i]}\n{scores[i]:.3g}", fontsize=7)
-        _show(axes[1, i], recons[i])
-        diff = np.abs(images[i] - recons[i]).mean(axis=0)
-        _show(axes[2, i], diff / max(float(diff.max()), 1e-8), cmap="inferno")
-    for row, name in enumerate(("original", "reconstruction", "|difference|")):
-        axes[row, 0].set_ylabel(name, fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
 def _gray(img: np.ndarray) -> np.ndarray:
     """C x H x W in [0, 1] -> H x W (the channel mean)."""
     return img.mean(axis=0) if img.ndim == 3 else img
@@ -117,7 +75,7 @@ def anomaly_map_grid(groups: list[tuple[str, np.ndarray, np.ndarray, np.ndarray 
                     ax.axis("off")
                     continue
                 if k == 0:
-                    _show(ax, images[i])
+                    show_image(ax, images[i])
                     ax.set_title(captions[i], fontsize=7)
                 elif k == 1:
                     ax.imshow(_gray(images[i]), cmap="gray", vmin=0, vmax=1)
@@ -125,7 +83,7 @@ def anomaly_map_grid(groups: list[tuple[str, np.ndarray, np.ndarray, np.ndarray 
                     ax.set_xticks([])
                     ax.set_yticks([])
                 else:
-                    _show(ax, masks[i].astype(np.float32))
+                    show_image(ax, masks[i].astype(np.float32))
             axes[r + k, 0].set_ylabel(f"{name}\n{row_name}" if k == 0 else row_name, fontsize=8)
         r += len(names)
     fig.tight_layout()
@@ -141,7 +99,7 @@ def image_strip(rows: list[tuple[str, np.ndarray, list[str]]]):
         for i in range(n):
             ax = axes[r, i]
             if i < len(images):
-                _show(ax, images[i])
+                show_image(ax, images[i])
                 ax.set_title(captions[i], fontsize=7)
             else:
                 ax.axis("off")
@@ -172,8 +130,3 @@ def latent_map(points: np.ndarray, y: np.ndarray, grid: tuple[np.ndarray, np.nda
     return fig
 
 
-def save_reconstruction_samples(path: str | Path, originals, recons, caption: str, dpi: int = 80) -> None:
-    """A training-time grid of originals over reconstructions (tensors in [0, 1]), captioned e.g. ``step 200``."""
-    originals, recons = originals.detach().cpu(), recons.detach().cpu()
-    scores = (originals - recons).abs().flatten(1).mean(1).numpy()
-    save_figure(reconstruction_grid(originals.numpy(), recons.numpy(), scores, [caption] * len(originals)), path, dpi)

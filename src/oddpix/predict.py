@@ -101,7 +101,7 @@ def write_heat_maps(maps: torch.Tensor, files: list[Path], out_dir: str | Path) 
     image's own maximum; the maximum itself is the ``local_max`` component) at the model's input size."""
     from PIL import Image
 
-    from .plots import pyplot
+    from .figures import pyplot
 
     colours = pyplot().get_cmap("inferno")
     out_dir = Path(out_dir)

@@ -1,25 +1,29 @@
-"""The wrapper every DVC stage script uses: ``--params`` option, validated params, readable errors."""
+"""The one entry point of every DVC stage script: ``stages/<stage>.py`` calls :func:`stage_main`.
+
+It loads and validates params.yaml, then runs the stage's step from the table in :mod:`oddpix.pipeline`
+on the paths of its layout (relative to ``--root``, the workspace DVC runs in), and reports an
+:class:`OddpixError` as one ``error: ...`` line with exit status 1 (no traceback).
+"""
 
 from __future__ import annotations
 
-import functools
 import sys
-from typing import Callable
 
 import click
 
 from .config import load_params
 from .errors import OddpixError
+from .pipeline import LAYOUT, STAGE
 
 
-def stage_command(fn: Callable) -> click.Command:
-    """Turn ``fn(params, **options)`` into a click command that loads and validates params first and
-    reports :class:`OddpixError` as one ``error: ...`` line with exit status 1 (no traceback)."""
+def stage_command(name: str) -> click.Command:
+    stage = STAGE[name]
+    reads = ", ".join(f"{LAYOUT[k]}" for k in stage.deps.values()) or "nothing but params.yaml"
+    writes = ", ".join(f"{LAYOUT[k]}" for k in stage.outs.values())
 
-    @functools.wraps(fn)
-    def run(params_file: str, **options):
+    def run(params_file: str, root: str) -> None:
         try:
-            fn(load_params(params_file), **options)
+            stage.step()(load_params(params_file), **stage.paths(root))
         except OddpixError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
@@ -27,6 +31,11 @@ def stage_command(fn: Callable) -> click.Command:
             click.echo("interrupted", err=True)
             sys.exit(130)
 
+    run = click.option("--root", default=".", show_default=True, help="the workspace the paths are under")(run)
     run = click.option("--params", "params_file", default="params.yaml", show_default=True,
                        help="the params file to validate and use")(run)
-    return click.command(help=fn.__doc__)(run)
+    return click.command(name=name, help=f"DVC stage {name}: {stage.doc}.\n\nReads {reads}; writes {writes}.")(run)
+
+
+def stage_main(name: str) -> None:
+    stage_command(name)()

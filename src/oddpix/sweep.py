@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence
 
 import yaml
 
+from . import pipeline
 from .errors import OddpixError
 from .io import read_json, write_json
 
@@ -181,30 +182,6 @@ def git_commit() -> Optional[str]:
     return proc.stdout.strip() or None if proc.returncode == 0 else None
 
 
-def run_stages(raw: "dict | Params", root: str | Path, plots: bool = False) -> dict:
-    """Every stage function ``dvc repro`` runs, in this process, outputs under ``root`` laid out as in
-    dvc.yaml (``models/detector.pt``, ``metrics/metrics.json``, ``scores/``, ...); returns the metrics. The
-    plots stage only with ``plots`` (a sweep does not need its figures)."""
-    from . import pipeline
-    from .config import Params, parse_params
-
-    params = raw if isinstance(raw, Params) else parse_params(raw)
-    d = Path(root)
-    model, kde, threshold = d / "models/detector.pt", d / "models/kde.pt", d / "models/threshold.json"
-    pipeline.download(params, d / "raw", d / "cache")
-    pipeline.split(params, d / "raw", d / "split", d / "metrics/split.json")
-    pipeline.preprocess(params, d / "split", d / "prepared")
-    pipeline.train(params, d / "prepared", model, d / "plots/history.csv", d / "metrics/train.json")
-    pipeline.encode(params, d / "prepared", model, d / "latents.npz", kde)
-    pipeline.score(params, d / "prepared", model, d / "latents.npz", kde, d / "scores")
-    pipeline.threshold(params, d / "scores", threshold)
-    metrics = pipeline.evaluate(params, d / "scores", threshold, d / "metrics/metrics.json", d / "curves",
-                                d / "predictions.csv")
-    if plots:
-        pipeline.plots(params, d / "prepared", model, d / "scores", threshold, d / "latents.npz", kde, d / "images")
-    return metrics
-
-
 def describe(exc: BaseException) -> str:
     if isinstance(exc, OddpixError):
         return str(exc)
@@ -228,7 +205,7 @@ def run_cell(raw: dict, threads: Optional[int] = None) -> dict:
         out["device"] = str(resolve_device(raw.get("device", "auto")))
         with tempfile.TemporaryDirectory(prefix="oddpix-cell-") as tmp, \
                 contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
-            metrics = run_stages(raw, tmp)
+            metrics = pipeline.run(raw, tmp)
         out.update(status="ok", metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float, str))})
     except Exception as exc:  # one failing cell must not stop the sweep: it is reported with its error
         out.update(status="failed", error=describe(exc))

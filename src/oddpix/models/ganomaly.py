@@ -115,7 +115,7 @@ class _AdversarialBase(Detector):
         self._steps += 1
         if self._fixed is None or self._steps % self.config.sample_every:
             return
-        from ..plots import save_reconstruction_samples
+        from ..figures import save_reconstruction_samples
 
         was_training = self.training
         self.eval()

@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import plots as figures
 from ..config import Params, reads
 from ..data.sources import DATASETS
+from ..figures import reconstruction_grid, save_figure
 from ..density import latent_plane, load_kde
 from ..io import read_json, read_npz
 from ..maps import LocalConfig
 from ..models import load_detector
+from ..plots import anomaly_map_grid, image_strip, latent_map, score_histogram
 from ..preprocess import Preprocessor
 from ..scoring import anomaly_maps
 from ..thresholds import Threshold, component_values
@@ -54,7 +55,7 @@ def _image_figures(params, detector, prep: Preprocessor, x: torch.Tensor, test, 
                            rng.permutation(np.flatnonzero(y == 1))[: n // 2]])
     recon = detector.reconstruct(x[pick])
     if recon is not None:
-        out["reconstructions.png"] = figures.reconstruction_grid(
+        out["reconstructions.png"] = reconstruction_grid(
             prep.inverse(x[pick]).numpy(), prep.inverse(recon).numpy(), ranking[pick],
             [_caption(bool(y[i]), labels[i]) for i in pick])
     order = np.argsort(-ranking, kind="stable")
@@ -66,7 +67,7 @@ def _image_figures(params, detector, prep: Preprocessor, x: torch.Tensor, test, 
     for name, idx in (("most anomalous", order[:n]), ("least anomalous", order[::-1][:n].copy())):
         rows.append((name, prep.inverse(x[idx]).numpy(), [
             caption(i) + (f"\n{_short_source(sources[i])}" if sources[i] else "") for i in idx]))
-    out["extremes.png"] = figures.image_strip(rows)
+    out["extremes.png"] = image_strip(rows)
     if detector.has_maps:  # where the detector sees the anomaly, on the most and least anomalous images
         local = LocalConfig(**threshold.scoring.get("local", {}))
         groups = []
@@ -74,11 +75,11 @@ def _image_figures(params, detector, prep: Preprocessor, x: torch.Tensor, test, 
             maps = anomaly_maps(detector, x[idx], local=local).numpy()
             groups.append((name, prep.inverse(x[idx]).numpy(), maps, None if mask is None else mask[idx],
                            [caption(i) for i in idx]))
-        out["anomaly_maps.png"] = figures.anomaly_map_grid(groups)
+        out["anomaly_maps.png"] = anomaly_map_grid(groups)
     kinds = test["kind"].to_numpy().astype(str)
     corruption_types = sorted({k.split(":", 1)[1] for k in kinds if k.startswith("corruption:")})
     if corruption_types:  # a gallery of each corruption type in the test split
-        out["corruptions.png"] = figures.image_strip([
+        out["corruptions.png"] = image_strip([
             (t, prep.inverse(x[idx]).numpy(), [f"{labels[i]}\n{ranking[i]:.3g}" for i in idx])
             for t in corruption_types for idx in [np.flatnonzero(kinds == f"corruption:{t}")[:n]]])
     return out
@@ -96,7 +97,7 @@ def _latent_figure(latents: dict, kde, y: np.ndarray, rng: np.random.Generator, 
         gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 60), np.linspace(lo[1], hi[1], 60))
         codes = plane.lift(torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], 1)))
         grid = (gx, gy, kde.log_density(codes.float()).numpy().reshape(gx.shape))
-    return figures.latent_map(pts, y[show], grid, plane.explained, title)
+    return latent_map(pts, y[show], grid, plane.explained, title)
 
 
 @reads("seed", "model", "data.dataset", "plots")
@@ -111,7 +112,7 @@ def plots(params: Params, prepared_dir: str | Path, model_path: str | Path, scor
     val_comps, test_comps = components(val), components(test)
     per = [(component_values(val_comps, b.component, "plots"), component_values(test_comps, b.component, "plots"))
            for b in thr.bounds]
-    pictures = {"score_histogram.png": figures.score_histogram(
+    pictures = {"score_histogram.png": score_histogram(
         [v[y_val == 0] for v, _ in per], [t[y == 0] for _, t in per], [t[y == 1] for _, t in per], thr.bounds,
         thr.rule, title)}
 
@@ -126,5 +127,5 @@ def plots(params: Params, prepared_dir: str | Path, model_path: str | Path, scor
     if "train" in latents:
         pictures["latent_space.png"] = _latent_figure(latents, load_kde(kde_path), y, rng, title)
     for name, fig in pictures.items():
-        figures.save_figure(fig, out_dir / name, params.plots.dpi)
+        save_figure(fig, out_dir / name, params.plots.dpi)
     log(f"plots: written to {out_dir}")
