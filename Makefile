@@ -4,10 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # The PyTorch build to install (override for another platform, e.g. TORCH_SPEC="torch torchvision").
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
-# An offline dataset mirror (a folder holding mnist/, fashion-mnist/ ...): the sibling ../shared/datasets
-# when it exists, unless ODDPIX_DATA_MIRROR is already set. Without one, data is downloaded by torchvision.
-ODDPIX_DATA_MIRROR ?= $(abspath $(wildcard ../shared/datasets))
-export ODDPIX_DATA_MIRROR
+# Datasets come from the mirror folder named by ODDPIX_DATA_MIRROR (or data.mirror in params.yaml) when
+# set, else torchvision downloads them.
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: setup repro test test-fast bench clean-venv
@@ -32,8 +30,10 @@ test: setup
 test-fast: setup
 	python -m pytest -m "not slow"
 
+# A benchmark preset (benchmarks/*.yaml); the default is the quick fingerprint on generated data.
+PRESET ?= benchmarks/fingerprint.yaml
 bench: setup
-	python benchmarks/accuracy.py
+	oddpix bench $(PRESET)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,32 +1,18 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from oddpix.config import parse_params
 from oddpix.data.protocols import DataConfig
 from oddpix.data.protocols import make_splits
 from oddpix.data.synthetic import pattern_dataset, write_idx_folder
 
-TINY_MODELS = {
-    "cae": {"channels": [8, 16], "latent_dim": 8, "epochs": 10, "batch_size": 16},
-    "ae": {"hidden": [64], "latent_dim": 8, "epochs": 10, "batch_size": 16},
-    "vae": {"channels": [8, 16], "latent_dim": 4, "epochs": 15, "batch_size": 16},
-    "deep_svdd": {"channels": [8, 8], "rep_dim": 8, "pretrain_epochs": 8, "epochs": 10, "batch_size": 16,
-                  "lr": 1e-3},
-    "ganomaly": {"latent_dim": 16, "base_channels": 8, "epochs": 30, "batch_size": 16, "sample_every": 60},
-    "gan_mse": {"latent_dim": 16, "base_channels": 8, "epochs": 30, "batch_size": 16, "sample_every": 0},
-    "ae_kde": {"channels": [8, 16], "latent_dim": 4, "epochs": 10, "batch_size": 16},
-    "aae": {"channels": [8, 16], "latent_dim": 4, "epochs": 12, "batch_size": 16, "warmup_epochs": 4,
-            "refine_every": 4, "reject_fraction": 0.1},
-    "cnn": {"channels": [8, 16], "hidden": 16, "epochs": 10, "batch_size": 16},
-    "knn": {"k": 1},
-    "geom": {"channels": [8, 16], "flips": False, "epochs": 8, "batch_size": 16},
-    "ssl": {"channels": [16, 32, 64], "shift": 0, "epochs": 8, "batch_size": 16},
-    "patch_knn": {"memory": 5000},
-    "synth_seg": {"channels": [8, 16], "epochs": 4, "epoch_images": 256, "batch_size": 16},
-    "fusion": {"members": {"cae": {"channels": [8, 16], "latent_dim": 8, "epochs": 10, "batch_size": 16},
-                           "knn": {"k": 1}}},  # one member with maps, one without
-}
+# The small settings every detector trains with here: the fingerprint preset's, defined once in its file.
+TINY_MODELS = yaml.safe_load((Path(__file__).resolve().parents[1] / "benchmarks/fingerprint.yaml").read_text())[
+    "params"]["models"]
 
 
 @pytest.fixture(scope="session")

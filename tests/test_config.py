@@ -11,7 +11,7 @@ def test_shipped_params_are_valid():
     assert params.data.dataset == "fashion_mnist"
     assert params.data.normal_classes == [0]
     assert params.model_config.channels == [32, 64]
-    # the default rule keeps its promise (5 % false alarms) on every task measured: benchmarks/thresholds.md
+    # the default rule keeps its promise (5 % false alarms) on every task measured: docs/results/thresholds.md
     assert params.threshold.rule == "percentile" and params.threshold.percentile == 95.0
     assert params.threshold.k == 3.0  # mean + 3 std stays one -S away
 

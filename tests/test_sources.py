@@ -3,8 +3,8 @@ import gzip
 import numpy as np
 import pytest
 
-from oddpix.data.sources import (DATASETS, MIRROR_ENV, encode_idx, load_idx_dataset, parse_idx,
-                                 read_idx_folder)
+from oddpix.data.idx import encode_idx, parse_idx, read_idx_folder
+from oddpix.data.sources import DATASETS, MIRROR_ENV, load_idx_dataset
 from oddpix.data.synthetic import write_idx_folder
 from oddpix.errors import OddpixError
 

@@ -4,7 +4,8 @@ import pytest
 from oddpix.config import parse_params
 from oddpix.thresholds import ThresholdConfig
 from oddpix.errors import ConfigError, OddpixError
-from oddpix.thresholds import Threshold, best_f1, fit_threshold, otsu
+from oddpix.fitted_threshold import Threshold
+from oddpix.thresholds import best_f1, fit_threshold, otsu
 
 VAL = np.array([1.0, 2.0, 3.0, 4.0, 5.0])  # mean 3, sample std sqrt(2.5)
 
@@ -107,7 +108,7 @@ def test_too_few_scores():
 
 
 def test_p_values_are_calibrated_on_the_validation_normals():
-    from oddpix.thresholds import Bound, Threshold
+    from oddpix.fitted_threshold import Bound, Threshold
 
     rng = np.random.default_rng(0)
     thr = Threshold("zscore", [Bound("reconstruction", 3.0)])

@@ -140,6 +140,68 @@ def leaderboard(models, classes, dataset, seeds, extra, metric, engine, address,
         sys.exit(1)
 
 
+@main.command()
+@click.argument("preset")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: one cell after another in this process; ray: cells in parallel (local Ray or --address)")
+@click.option("--models", default="", help="only these detectors of the preset (comma-separated)")
+@click.option("--params", "params_file", default="params.yaml", show_default=True, help="the params under the overlay")
+@click.option("--results", default=None, help="records file (default: benchmarks/results/<preset>.jsonl)")
+@click.option("--page", default=None, help="the page written (default: docs/results/<preset>.md)")
+@click.option("--reports", default="reports/bench", show_default=True, help="per-cell JSON and generated data")
+@click.option("--address", default=None, help="ray: join this Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
+@click.option("--cpus-per-cell", default=1.0, show_default=True, type=click.FloatRange(min=0.0))
+@click.option("--gpus-per-cell", default=0.0, show_default=True, type=click.FloatRange(min=0.0))
+@click.option("--table-only", is_flag=True, help="only rebuild the page from the records file")
+@click.option("--rerun", is_flag=True, help="run every cell again, finished or not (e.g. to time an engine)")
+@click.option("--dry-run", is_flag=True, help="say which cells would run; run nothing")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def bench(preset, engine, models, params_file, results, page, reports, address, cpus_per_cell, gpus_per_cell,
+          table_only, rerun, dry_run, quiet):
+    """Run the benchmark PRESET (a file such as benchmarks/tiles.yaml: a params overlay and its cells).
+
+    Cells with a finished record for the same params and code are not run again. Every record is kept in
+    the results file and the page under docs/results/ is rebuilt from it. Exit status 1 when a cell failed.
+    """
+    from . import presets
+    from .config import read_raw_params
+
+    try:
+        _, failed = presets.run(preset, read_raw_params(params_file), engine, results=results, page=page,
+                                reports=reports, models=[m.strip() for m in models.split(",") if m.strip()],
+                                table_only=table_only, dry_run=dry_run, rerun=rerun,
+                                log=lambda m: click.echo(m, err=True),
+                                address=address, cpus_per_cell=cpus_per_cell, gpus_per_cell=gpus_per_cell,
+                                progress=not quiet)
+    except OddpixError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    if failed:
+        click.echo(f"error: {len(failed)} cell(s) failed:\n" + "\n".join(f"  {f}" for f in failed), err=True)
+        sys.exit(1)
+
+
+@main.command("tile-groups")
+@click.argument("root")
+@click.option("--out", required=True, help="the file,group CSV to write (data.folder.groups reads it)")
+@click.option("--size", default=64, show_default=True, type=click.IntRange(8, 1024))
+def tile_groups_command(root, out, size):
+    """Group photos of one physical object taken under several lightings (files named exp<k>_...):
+    mutual nearest neighbours between two lightings of a class, after a local contrast normalisation,
+    are one group. Use the CSV as data.folder.groups so a split never puts one object on both sides."""
+    from pathlib import Path
+
+    from .data.groups import tile_groups
+
+    try:
+        path = tile_groups(Path(root), Path(out), size)
+    except OddpixError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    groups = {line.rsplit(",", 1)[1] for line in path.read_text().splitlines()[1:]}
+    click.echo(f"tile-groups: {len(groups)} groups written to {path}")
+
+
 @main.command("dvc-yaml")
 @click.option("--write", is_flag=True, help="write dvc.yaml (default: print it)")
 @click.option("--check", is_flag=True, help="exit 1 when dvc.yaml differs from the stage table")

@@ -19,23 +19,21 @@ above its ``high`` or (two-sided) below its ``low``.
 A new rule is one function ``fit(cfg, values, normal, y, details) -> (high, low)`` decorated with
 ``@rule("name")``; ``threshold.rule: name`` then validates and works everywhere.
 
-The ranking score used for AUROC is the component itself for one one-sided bound, the distance from the
-interval's centre in half-widths for a two-sided bound, and the largest standardized exceedance
-``(s - mean) / std`` over the components for ``dual``: the same order in which the rule flags images.
+What a fitted threshold is and does (decide, rank, calibrate to p-values, store) is in
+``fitted_threshold.py``.
 """
 
 from __future__ import annotations
 
-import math
-
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Mapping, Optional
 
 import numpy as np
 
 from .errors import OddpixError
+from .fitted_threshold import Bound, Threshold, component_values, finite_values
 from .registry import Registry
-from .schema import choice, items, num, not_a_choice
+from .schema import choice, items, num
 
 RULES = Registry("threshold rule")  # name -> Rule; plus "dual", which applies one of them per component
 LABELS_NEEDED = ("needs labelled anomalies in the validation split; set data.val_anomaly_fraction (e.g. 0.1) or "
@@ -94,129 +92,9 @@ def rule(name: str, needs_labels: bool = False):
     return add
 
 
-def component_values(scores: Mapping[str, np.ndarray], name: str, where: str = "threshold") -> np.ndarray:
-    """One score component as float64; a readable error naming the components there are when it is missing."""
-    if name not in scores:
-        raise OddpixError(f"{where}: score component {not_a_choice(name, scores, 'among the scores')}")
-    return np.asarray(scores[name], dtype=np.float64)
-
-
-@dataclass
-class Bound:
-    component: str
-    high: float
-    low: Optional[float] = None
-    mean: float = 0.0      # validation-normal statistics, for the ranking score
-    std: float = 1.0
-
-    def exceeds(self, s: np.ndarray) -> np.ndarray:
-        out = s > self.high
-        if self.low is not None:
-            out |= s < self.low
-        return out
-
-
-@dataclass
-class Threshold:
-    rule: str
-    bounds: list[Bound]
-    details: dict = field(default_factory=dict)
-    scoring: dict = field(default_factory=dict)  # score settings predict must reapply (score.local)
-    calibration: list[float] = field(default_factory=list)  # sorted ranking scores of the validation normals
-
-    MAX_CALIBRATION = 10000  # more validation normals are thinned to this many evenly spaced quantiles
-
-    def calibrate(self, normal_scores: Mapping[str, np.ndarray]) -> None:
-        """Remember the validation normals' ranking scores, for :meth:`p_value`."""
-        values = np.sort(_finite(self.ranking(normal_scores)))
-        if len(values) > self.MAX_CALIBRATION:
-            values = np.quantile(values, np.linspace(0, 1, self.MAX_CALIBRATION))
-        self.calibration = values.tolist()
-
-    def p_value(self, scores: Mapping[str, np.ndarray] | np.ndarray) -> np.ndarray:
-        """The calibrated score of each image: the share of validation normals that score at least as high
-        (conformal, (1 + count) / (1 + n)): about uniform on normal images, small on anomalies."""
-        ref = np.asarray(self.calibration, dtype=np.float64)
-        if not len(ref):
-            raise ValueError("this threshold was stored without the validation normals' scores")
-        s = self.ranking(scores)
-        return (1 + len(ref) - np.searchsorted(ref, s, side="left")) / (1 + len(ref))
-
-    @property
-    def component(self) -> str:
-        return "+".join(b.component for b in self.bounds)
-
-    @property
-    def components(self) -> list[str]:
-        return [b.component for b in self.bounds]
-
-    @property
-    def high(self) -> float:
-        return self.bounds[0].high
-
-    @property
-    def low(self) -> Optional[float]:
-        return self.bounds[0].low
-
-    def _values(self, scores: Mapping[str, np.ndarray] | np.ndarray, bound: Bound) -> np.ndarray:
-        if isinstance(scores, Mapping):
-            return component_values(scores, bound.component)
-        if len(self.bounds) != 1:
-            raise ValueError("a multi-component threshold needs a mapping of component -> scores")
-        return np.asarray(scores, dtype=np.float64)
-
-    def predict(self, scores: Mapping[str, np.ndarray] | np.ndarray) -> np.ndarray:
-        """1 where the image is anomalous, else 0 (scores: one array, or component -> array)."""
-        out = None
-        for bound in self.bounds:
-            hit = bound.exceeds(self._values(scores, bound))
-            out = hit if out is None else out | hit
-        return out.astype(np.int64)
-
-    def ranking(self, scores: Mapping[str, np.ndarray] | np.ndarray) -> np.ndarray:
-        """A single score per image, higher = more anomalous, ordered the way the rule decides."""
-        if len(self.bounds) == 1:
-            bound = self.bounds[0]
-            s = self._values(scores, bound)
-            if bound.low is None:
-                return s
-            centre, half = (bound.high + bound.low) / 2, max((bound.high - bound.low) / 2, 1e-12)
-            return np.abs(s - centre) / half
-        return np.max([(self._values(scores, b) - b.mean) / max(b.std, 1e-12) for b in self.bounds], axis=0)
-
-    def false_alarm_target(self) -> Optional[float]:
-        """The share of normal images the rule means to flag: 1 - percentile / 100 for ``percentile`` (not
-        with ``contamination``), for ``zscore`` the normal distribution's tail beyond ``k`` std (what mean +
-        k std promises if the normals' scores were Gaussian); None for the other rules."""
-        d = self.details
-        if self.rule == "percentile" and d.get("contamination") is None and "percentile" in d:
-            return (100.0 - d["percentile"]) / 100.0
-        if self.rule == "zscore" and "k" in d:
-            return 0.5 * math.erfc(d["k"] / math.sqrt(2.0)) * (2 if d.get("two_sided") else 1)
-        return None
-
-    def describe(self) -> str:
-        """Every bound of the rule: ``reconstruction > 0.1 or density > 12``."""
-        return " or ".join(f"{b.component} > {b.high:.5g}" + (f" or < {b.low:.5g}" if b.low is not None else "")
-                           for b in self.bounds)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Threshold":
-        return cls(rule=data["rule"], bounds=[Bound(**b) for b in data["bounds"]], details=data.get("details", {}),
-                   scoring=data.get("scoring", {}), calibration=data.get("calibration", []))
-
-
-def _finite(values: np.ndarray) -> np.ndarray:
-    v = np.asarray(values, dtype=np.float64)
-    return v[np.isfinite(v)]
-
-
 def otsu(values: np.ndarray, bins: int = 256) -> float:
     """Otsu's threshold: the histogram split that maximizes the between-class variance."""
-    v = _finite(values)
+    v = finite_values(values)
     if len(v) < 2 or v.min() == v.max():
         raise OddpixError("threshold.rule otsu: the validation scores are constant; no split exists")
     hist, edges = np.histogram(v, bins=bins)
@@ -254,7 +132,7 @@ def zscore(cfg, values, normal, y, details):
 @rule("percentile")
 def percentile(cfg, values, normal, y, details):
     if cfg.contamination is not None:
-        return float(np.quantile(_finite(values), 1 - cfg.contamination)), None
+        return float(np.quantile(finite_values(values), 1 - cfg.contamination)), None
     if cfg.two_sided:
         tail = 100.0 - cfg.percentile
         return float(np.percentile(normal, 100 - tail / 2)), float(np.percentile(normal, tail / 2))
@@ -280,7 +158,7 @@ def best_f1_rule(cfg, values, normal, y, details):
 
 def _bound(name: str, cfg: ThresholdConfig, values: np.ndarray, y: np.ndarray, component: str,
            details: dict) -> Bound:
-    normal = _finite(values[y == 0])
+    normal = finite_values(values[y == 0])
     if len(normal) < 2:
         raise OddpixError(f"threshold: need at least 2 finite validation-normal scores for {component!r}, "
                           f"got {len(normal)}")

@@ -133,6 +133,61 @@ def _load_one(path: Path, size: int, channels: int, nearest: bool = False) -> Op
         return None
 
 
+def _class_folders(root: Path) -> tuple[Path, list[tuple[str, Path]], bool]:
+    """(the folder the classes' paths are relative to, (split part or "", class folder) pairs, whether the
+    folder comes split into train/valid/test)."""
+    top = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name != "masks")
+    classes_root = root
+    if [d.name for d in top] == ["images"] and (root / "masks").is_dir():  # <root>/{images,masks}/<class>/
+        classes_root = root / "images"
+        top = sorted(d for d in classes_root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not top:
+        raise OddpixError(f"data.folder.root: {root} has no class sub-folders")
+    split_layout = all(d.name.lower() in SPLIT_FOLDERS for d in top)
+    if not split_layout:
+        return classes_root, [("", d) for d in top], False
+    # <root>/{train,valid,test}/<class>/: the classes are one level down
+    groups = [(SPLIT_FOLDERS[d.name.lower()], c) for d in top for c in sorted(_subfolders(d))]
+    if not groups:
+        raise OddpixError(f"data.folder.root: {root} has {', '.join(d.name for d in top)}/ but no class "
+                          "sub-folders in them (expected e.g. train/<class>/<image>)")
+    if len({SPLIT_FOLDERS[d.name.lower()] for d in top}) < len(top):
+        raise OddpixError(f"data.folder.root: two of {', '.join(d.name for d in top)} in {root} name the same "
+                          "split; keep one folder per split")
+    return classes_root, groups, True
+
+
+def _image_files(root: Path, groups: list[tuple[str, Path]], classes: list[str]
+                 ) -> tuple[list[Path], list[int], list[str], list[str]]:
+    """(files, class index of each, split part of each, hidden or system files not read)."""
+    files, labels, parts, system = [], [], [], []
+    for part, d in groups:
+        for f in sorted(p for p in d.rglob("*") if p.is_file()):
+            if f.name.startswith(".") or f.name.lower() in SYSTEM_FILES:  # .DS_Store, Thumbs.db: not read
+                system.append(str(f.relative_to(root)))
+                continue
+            files.append(f)
+            labels.append(classes.index(d.name))
+            parts.append(part)
+    return files, labels, parts, system
+
+
+def _read_masks(root: Path, relative: list[Path], image_size: int, workers: int) -> np.ndarray:
+    """The mask of each image from ``root/masks/<class>/<path>/<name>.png`` (none marked where it is missing)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def mask_of(rel: Path) -> np.ndarray:
+        path = (root / "masks" / rel).with_suffix(".png")
+        if not path.exists():
+            return np.zeros((image_size, image_size), dtype=bool)
+        m = _load_one(path, image_size, 1, nearest=True)
+        if m is None:
+            raise OddpixError(f"{path} is not a readable mask image")
+        return m[..., 0] > 127
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return np.stack(list(pool.map(mask_of, relative)))
+
+
 def load_image_folder(root: str | Path, image_size: int, channels: int, warn=print,
                       workers: int = 4) -> FolderImages:
     """Read ``root/<class>/**/<image>``; a file that is not a readable image is skipped with a warning
@@ -143,34 +198,9 @@ def load_image_folder(root: str | Path, image_size: int, channels: int, warn=pri
     if not root.is_dir():
         raise OddpixError(f"data.folder.root: {root} is not a folder; it should hold one sub-folder of images "
                           "per class (e.g. cell_images/Parasitized, cell_images/Uninfected)")
-    top = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name != "masks")
-    classes_root = root
-    if [d.name for d in top] == ["images"] and (root / "masks").is_dir():  # <root>/{images,masks}/<class>/
-        classes_root = root / "images"
-        top = sorted(d for d in classes_root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not top:
-        raise OddpixError(f"data.folder.root: {root} has no class sub-folders")
-    split_layout = all(d.name.lower() in SPLIT_FOLDERS for d in top)
-    if split_layout:  # <root>/{train,valid,test}/<class>/: the classes are one level down
-        groups = [(SPLIT_FOLDERS[d.name.lower()], c) for d in top for c in sorted(_subfolders(d))]
-        if not groups:
-            raise OddpixError(f"data.folder.root: {root} has {', '.join(d.name for d in top)}/ but no class "
-                              "sub-folders in them (expected e.g. train/<class>/<image>)")
-        if len({SPLIT_FOLDERS[d.name.lower()] for d in top}) < len(top):
-            raise OddpixError(f"data.folder.root: two of {', '.join(d.name for d in top)} in {root} name the same "
-                              "split; keep one folder per split")
-    else:
-        groups = [("", d) for d in top]
+    classes_root, groups, split_layout = _class_folders(root)
     classes = sorted({d.name for _, d in groups})
-    files, labels, parts, system = [], [], [], []
-    for part, d in groups:
-        for f in sorted(p for p in d.rglob("*") if p.is_file()):
-            if f.name.startswith(".") or f.name.lower() in SYSTEM_FILES:  # .DS_Store, Thumbs.db: not read
-                system.append(str(f.relative_to(root)))
-                continue
-            files.append(f)
-            labels.append(classes.index(d.name))
-            parts.append(part)
+    files, labels, parts, system = _image_files(root, groups, classes)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         images = list(pool.map(lambda f: _load_one(f, image_size, channels), files))
     unreadable = [str(f.relative_to(root)) for f, img in zip(files, images) if img is None]
@@ -184,18 +214,7 @@ def load_image_folder(root: str | Path, image_size: int, channels: int, warn=pri
         raise OddpixError(f"data.folder.root: no readable images under {root}")
     x = np.stack([images[i] for i in ok])
     relative = [files[i].relative_to(classes_root) for i in ok]
-    masks = None
-    if (root / "masks").is_dir():
-        def mask_of(rel: Path) -> np.ndarray:
-            path = (root / "masks" / rel).with_suffix(".png")
-            if not path.exists():
-                return np.zeros((image_size, image_size), dtype=bool)
-            m = _load_one(path, image_size, 1, nearest=True)
-            if m is None:
-                raise OddpixError(f"{path} is not a readable mask image")
-            return m[..., 0] > 127
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            masks = np.stack(list(pool.map(mask_of, relative)))
+    masks = _read_masks(root, relative, image_size, workers) if (root / "masks").is_dir() else None
     return FolderImages(x, np.asarray(labels, dtype=np.int64)[ok], tuple(classes),
                         np.asarray([str(files[i].relative_to(root)) for i in ok]), skipped, masks,
                         np.asarray(parts)[ok] if split_layout else None)

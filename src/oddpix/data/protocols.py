@@ -37,7 +37,10 @@ from ..schema import choice, num, section
 from . import corruptions
 from .corruptions import CorruptionConfig
 from .folder import FolderConfig, read_groups
-from .sources import DATASETS, RawDataset
+from .idx import RawDataset
+from .sources import DATASETS
+from .split_assembly import (LazyAnomalies, assemble, normal_mask, normal_train_images, pick_groups,
+                             test_images)
 from .splits import Split, class_kinds, labeled, sources
 
 PROTOCOLS = Registry("protocol")  # name -> function(cfg, data, rng) -> splits
@@ -101,104 +104,17 @@ class DataConfig:
         return []
 
 
-class LazyAnomalies:
-    """A pool of anomalous training images, drawn without replacement and only made when needed
-    (corruptions are applied to the drawn images only)."""
-
-    def __init__(self, size: int, make):
-        self.order: Optional[np.ndarray] = None
-        self.used = 0
-        self.size = size
-        self.make = make  # index array -> Split
-
-    def draw(self, n: int, rng: np.random.Generator, what: str) -> Split:
-        if n > self.size - self.used:
-            raise OddpixError(f"{what} asks for {n} anomalous training images; {self.size - self.used} are available")
-        if self.order is None:
-            self.order = rng.permutation(self.size)
-        idx = np.sort(self.order[self.used:self.used + n])
-        self.used += n
-        return self.make(idx)
-
-
-def pick_groups(groups: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices into ``groups`` of whole groups, in a random order, until about ``n`` images are taken (the
-    prefix of groups whose size is nearest ``n``; at least one group)."""
-    names, inverse = np.unique(groups, return_inverse=True)
-    order = rng.permutation(len(names))
-    counts = np.cumsum(np.bincount(inverse, minlength=len(names))[order])
-    take = order[: max(1, int(np.argmin(np.abs(counts - n))) + 1)] if n > 0 else order[:0]
-    return np.flatnonzero(np.isin(inverse, take))
-
-
-def assemble(normal: Split, anomalies: LazyAnomalies, test: Split, cfg: DataConfig,
-             rng: np.random.Generator, val: Optional[Split] = None,
-             groups: Optional[np.ndarray] = None) -> dict[str, Split]:
-    """Shuffle the normal training images into train and val (unless ``val`` is given, as a folder's
-    valid/ is; whole ``groups`` at a time when given), add contamination and val anomalies."""
-    if val is None:
-        n_val = int(round(len(normal) * cfg.val_fraction))
-        if groups is not None:
-            chosen = pick_groups(groups, n_val, rng)
-            n_val = len(chosen)
-            rest = np.setdiff1d(np.arange(len(normal)), chosen)
-        else:
-            order = rng.permutation(len(normal))
-            chosen, rest = order[:n_val], order[n_val:]
-        if n_val < 1 or n_val >= len(normal):
-            raise OddpixError(f"data.val_fraction: {cfg.val_fraction} leaves {n_val} of {len(normal)} normal "
-                              "images for validation; it needs at least one for each of train and val")
-        val, train = normal.take(np.sort(chosen)), normal.take(np.sort(rest))
-    else:
-        train, n_val = normal, len(val)
-    if cfg.contamination > 0:
-        n = int(round(len(train) * cfg.contamination / (1 - cfg.contamination)))
-        train = Split.concat([train, anomalies.draw(max(n, 1), rng, f"data.contamination: {cfg.contamination}")])
-    if cfg.val_anomaly_fraction > 0:
-        n = int(round(n_val * cfg.val_anomaly_fraction / (1 - cfg.val_anomaly_fraction)))
-        if n < 1:
-            raise OddpixError(f"data.val_anomaly_fraction: {cfg.val_anomaly_fraction} asks for {n} anomalous "
-                              "validation images; raise it or data.val_fraction")
-        val = Split.concat([val, anomalies.draw(n, rng, f"data.val_anomaly_fraction: {cfg.val_anomaly_fraction}")])
-    if test.y.min() == test.y.max():
-        raise OddpixError("the test split has only one label (all normal or all anomalous); AUROC would be "
-                          "undefined - check data.normal_classes")
-    return {"train": train, "val": val, "test": test}
-
-
-def _normal_mask(labels: np.ndarray, cfg: DataConfig, present: np.ndarray, name: str) -> np.ndarray:
-    if cfg.normal_classes == "all":
-        return np.ones(len(labels), dtype=bool)
-    missing = [c for c in cfg.normal_classes if c not in present]
-    if missing:
-        raise OddpixError(f"data.normal_classes: class {missing[0]} has no training images in {name}; "
-                          f"classes present: {', '.join(map(str, present))}")
-    return np.isin(labels, cfg.normal_classes)
-
-
-def _normal_train(raw: RawDataset, keep: np.ndarray) -> Split:
-    """The training images ``keep`` of ``raw`` as normal images."""
-    return labeled(raw.x_train[keep], raw.y_train[keep], np.zeros(len(keep)), class_kinds(raw.y_train[keep]),
-                   sources(raw.name, "train", keep))
-
-
-def _test_images(raw: RawDataset, anomalous: np.ndarray) -> Split:
-    """Every test image of ``raw``, anomalous where ``anomalous``, kinds by class."""
-    return labeled(raw.x_test, raw.y_test, anomalous, class_kinds(raw.y_test),
-                   sources(raw.name, "test", np.arange(len(raw.y_test))))
-
-
 @PROTOCOLS.register("one_vs_rest")
 def one_vs_rest(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str, Split]:
     raw: RawDataset = data[cfg.dataset]
-    normal = _normal_mask(raw.y_train, cfg, np.unique(raw.y_train), raw.name)
+    normal = normal_mask(raw.y_train, cfg, np.unique(raw.y_train), raw.name)
     pool = np.flatnonzero(~normal)
     anomalies = LazyAnomalies(len(pool), lambda i: labeled(raw.x_train[pool[i]], raw.y_train[pool[i]], np.ones(len(i)),
                                                            class_kinds(raw.y_train[pool[i]]),
                                                            sources(raw.name, "train", pool[i])))
     keep = np.flatnonzero(normal)
     test_anomalous = ~np.isin(raw.y_test, cfg.normal_classes)
-    return assemble(_normal_train(raw, keep), anomalies, _test_images(raw, test_anomalous), cfg, rng)
+    return assemble(normal_train_images(raw, keep), anomalies, test_images(raw, test_anomalous), cfg, rng)
 
 
 def match_images(x: np.ndarray, size: tuple[int, int], channels: int) -> np.ndarray:
@@ -222,7 +138,7 @@ def cross_dataset(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict
     other: RawDataset = data[cfg.anomaly_dataset]
     size, channels = raw.x_train.shape[1:3], raw.x_train.shape[3]
     kind = f"dataset:{other.name}"
-    normal = _normal_mask(raw.y_train, cfg, np.unique(raw.y_train), raw.name)
+    normal = normal_mask(raw.y_train, cfg, np.unique(raw.y_train), raw.name)
     keep = np.flatnonzero(normal)
     anomalies = LazyAnomalies(len(other.y_train), lambda i: labeled(
         match_images(other.x_train[i], size, channels), other.y_train[i], np.ones(len(i)), np.full(len(i), kind),
@@ -230,11 +146,11 @@ def cross_dataset(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict
     test_normal_class = ~np.isin(raw.y_test, cfg.normal_classes) if cfg.normal_classes != "all" else \
         np.zeros(len(raw.y_test), dtype=bool)
     test = Split.concat([
-        _test_images(raw, test_normal_class),
+        test_images(raw, test_normal_class),
         labeled(match_images(other.x_test, size, channels), other.y_test, np.ones(len(other.y_test)),
                 np.full(len(other.y_test), kind), sources(other.name, "test", np.arange(len(other.y_test)))),
     ])
-    return assemble(_normal_train(raw, keep), anomalies, test, cfg, rng)
+    return assemble(normal_train_images(raw, keep), anomalies, test, cfg, rng)
 
 
 @PROTOCOLS.register("corrupted")
@@ -249,7 +165,7 @@ def corrupted(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str
         out, types = corruptions.corrupt(x, c.types, rng, partners, **knobs)
         return labeled(out, labels, np.ones(len(x)), np.char.add("corruption:", types), source)
 
-    normal = _normal_mask(raw.y_train, cfg, np.unique(raw.y_train), raw.name)
+    normal = normal_mask(raw.y_train, cfg, np.unique(raw.y_train), raw.name)
     keep = np.flatnonzero(normal)
     # anomalous training images (contamination, val anomalies) are corrupted copies of images held out of
     # the normal pool, so no clean image is also in train as its own corrupted twin
@@ -267,7 +183,7 @@ def corrupted(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str
     anomalies = LazyAnomalies(len(reserve), make_train_anomalies)
     test_class_anomaly = ~np.isin(raw.y_test, cfg.normal_classes) if cfg.normal_classes != "all" else \
         np.zeros(len(raw.y_test), dtype=bool)
-    clean = _test_images(raw, test_class_anomaly)
+    clean = test_images(raw, test_class_anomaly)
     n_bad = int(round(len(clean) * c.fraction))
     chosen = np.sort(rng.choice(len(clean), n_bad, replace=False))
     partner = (chosen + rng.integers(1, len(clean), n_bad)) % len(clean)  # another test image, never itself
@@ -277,12 +193,11 @@ def corrupted(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str
     test.x[chosen], test.y[chosen], test.kind[chosen] = bad.x, bad.y, bad.kind
     test.mask = np.zeros(test.x.shape[:3], dtype=bool)  # the pixels each corruption changed
     test.mask[chosen] = (bad.x != raw.x_test[chosen]).any(axis=-1)
-    return assemble(_normal_train(raw, keep), anomalies, test, cfg, rng)
+    return assemble(normal_train_images(raw, keep), anomalies, test, cfg, rng)
 
 
-@PROTOCOLS.register("folder")
-def folder(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str, Split]:
-    images = data["folder"]
+def _check_normal_class_folders(cfg: DataConfig, images) -> None:
+    """Every one of ``data.normal_classes`` names a class folder with readable images."""
     classes = list(images.classes)
     missing = [c for c in cfg.normal_classes if c not in classes]
     if missing:
@@ -293,7 +208,35 @@ def folder(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str, S
         where = Path(cfg.folder.root) / ("*" if images.part is not None else "") / empty[0]
         raise OddpixError(f"data.normal_classes: class {empty[0]!r} has no readable images in {where}; add images "
                           "or choose another class")
-    names = np.asarray(classes)[images.y]
+
+
+def _folder_test_split(cfg: DataConfig, images, groups: Optional[np.ndarray], given: bool,
+                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(test indices, the other indices): the folder's own test/ folder when ``given``, else
+    ``folder.test_fraction`` of each class (whole ``groups`` at a time when given)."""
+    if given:  # the folder's own test/ (and valid/) folders
+        test_idx = np.flatnonzero(images.part == "test")
+        if not len(test_idx):
+            raise OddpixError(f"data.folder.given_split: use: {cfg.folder.root} has no test/ folder with images; "
+                              "add one, or set data.folder.given_split: merge to split by data.folder.test_fraction")
+        return test_idx, np.flatnonzero(images.part != "test")
+    test_idx = []
+    for k in range(len(images.classes)):  # a per-class split keeps the class balance of the folder
+        members = np.flatnonzero(images.y == k)
+        n_test = int(round(len(members) * cfg.folder.test_fraction))
+        if groups is not None:
+            test_idx.append(members[pick_groups(groups[members], n_test, rng)])
+        else:
+            test_idx.append(rng.permutation(members)[:n_test])
+    test_idx = np.sort(np.concatenate(test_idx)) if test_idx else np.zeros(0, dtype=int)
+    return test_idx, np.setdiff1d(np.arange(len(images.y)), test_idx)
+
+
+@PROTOCOLS.register("folder")
+def folder(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str, Split]:
+    images = data["folder"]
+    _check_normal_class_folders(cfg, images)
+    names = np.asarray(list(images.classes))[images.y]
     is_anomaly = ~np.isin(names, cfg.normal_classes)
     kinds = np.char.add("class:", names)
 
@@ -302,23 +245,7 @@ def folder(cfg: DataConfig, data: dict, rng: np.random.Generator) -> dict[str, S
 
     groups = read_groups(cfg.folder.groups, images.files) if cfg.folder.groups else None
     given = images.part is not None and cfg.folder.given_split == "use"
-    if given:  # the folder's own test/ (and valid/) folders
-        test_idx = np.flatnonzero(images.part == "test")
-        if not len(test_idx):
-            raise OddpixError(f"data.folder.given_split: use: {cfg.folder.root} has no test/ folder with images; "
-                              "add one, or set data.folder.given_split: merge to split by data.folder.test_fraction")
-        rest = np.flatnonzero(images.part != "test")
-    else:
-        test_idx = []
-        for k in range(len(classes)):  # a per-class split keeps the class balance of the folder
-            members = np.flatnonzero(images.y == k)
-            n_test = int(round(len(members) * cfg.folder.test_fraction))
-            if groups is not None:
-                test_idx.append(members[pick_groups(groups[members], n_test, rng)])
-            else:
-                test_idx.append(rng.permutation(members)[:n_test])
-        test_idx = np.sort(np.concatenate(test_idx)) if test_idx else np.zeros(0, dtype=int)
-        rest = np.setdiff1d(np.arange(len(images.y)), test_idx)
+    test_idx, rest = _folder_test_split(cfg, images, groups, given, rng)
     if cfg.folder.anomalies == "test":  # every anomalous-class image is tested (MVTec-style one-class benchmarks)
         test_idx, rest = np.union1d(test_idx, rest[is_anomaly[rest]]).astype(int), rest[~is_anomaly[rest]]
     normal_rest, anomal_rest = rest[~is_anomaly[rest]], rest[is_anomaly[rest]]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .sources import IDX_FILES, RawDataset, encode_idx
+from .idx import IDX_FILES, RawDataset, encode_idx
 
 
 def pattern_images(labels: np.ndarray, size: int = 28, seed: int = 0) -> np.ndarray:
