@@ -78,8 +78,9 @@ def test_repro_noop_experiment_diff_and_leaderboard(repo):
     # nothing changed: nothing runs
     again = sh("dvc", "repro", cwd=work, env=env).stdout
     assert "Running stage" not in again and "up to date" in again
-    # an edit to the figures changes only the plots stage; one to the threshold rules only the stages reading them
-    for edited, expected in (("plots.py", {"plots"}), ("thresholds.py", {"threshold", "evaluate", "plots"})):
+    # an edit to the figures changes only the plots stage, one to the threshold rules only the threshold stage
+    for edited, expected in (("plots.py", {"plots"}), ("thresholds.py", {"threshold"}),
+                             ("fitted_threshold.py", {"score", "threshold", "evaluate", "plots"})):
         source = work / "src/oddpix" / edited
         original = source.read_text()
         source.write_text(original + "\n# an edit\n")

@@ -280,7 +280,7 @@ def test_captions_and_histograms_say_what_they_show():
 
     from oddpix.plots import score_histogram
     from oddpix.steps.plots import _caption
-    from oddpix.thresholds import Bound
+    from oddpix.fitted_threshold import Bound
 
     assert _caption(False, "normal") == "normal" and _caption(False, "T-shirt/top") == "normal T-shirt/top"
     assert _caption(True, "Sneaker") == "anomaly Sneaker"

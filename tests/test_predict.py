@@ -87,9 +87,43 @@ def test_predict_writes_one_heat_map_per_scored_image(trained, image_dir, tmp_pa
     from oddpix.models import build_detector, save_detector
     from oddpix.models.knn import KNNConfig
     save_detector(build_detector("knn", KNNConfig(), (1, 28, 28)), knn_model, preprocess={"normalize": "unit"})
+    knn_threshold = json.loads((root / "models/threshold.json").read_text())
+    knn_threshold["bounds"][0]["component"] = "distance"
+    (tmp_path / "knn_threshold.json").write_text(json.dumps({**knn_threshold, "model_id": None}))
     result = CliRunner().invoke(main, ["predict", str(folder / "sub"), "--maps", str(tmp_path / "m2"),
                                        "--model", str(knn_model), "--kde", str(tmp_path / "none.pt"),
-                                       "--threshold", str(root / "models/threshold.json")])
+                                       "--threshold", str(tmp_path / "knn_threshold.json")])
     assert result.exit_code == 1 and result.output.strip() == \
         "error: model knn has no anomaly maps (--maps needs one of: cae, ae, vae, ae_kde, aae, ganomaly, gan_mse, " \
         "patch_knn, synth_seg, fusion)"
+
+
+def test_a_kde_or_threshold_of_another_model_is_refused(trained, image_dir, tmp_path):
+    """The run bundle's parts name the model they belong to: mixing two runs' files is one error line."""
+    from oddpix.models import build_detector, save_detector
+    from oddpix.models.knn import KNNConfig
+
+    root, _ = trained
+    folder, _ = image_dir
+    knn_model = tmp_path / "knn.pt"
+    save_detector(build_detector("knn", KNNConfig(), (1, 28, 28)), knn_model, preprocess={"normalize": "unit"})
+    mixed = CliRunner().invoke(main, ["predict", str(folder / "sub"), "--model", str(knn_model),
+                                      "--kde", str(root / "models/kde.pt"),
+                                      "--threshold", str(root / "models/threshold.json")])
+    assert mixed.exit_code == 1 and "Traceback" not in mixed.output
+    assert "kde.pt was fitted on the codes of another model than" in mixed.output
+    copied = tmp_path / "cae.pt"  # the same bytes elsewhere: the same model
+    copied.write_bytes((root / "models/detector.pt").read_bytes())
+    ok = run_with(copied, root, str(folder / "sub"))
+    assert ok.exit_code == 0, ok.output
+    thr = json.loads((root / "models/threshold.json").read_text())
+    (tmp_path / "other_threshold.json").write_text(json.dumps({**thr, "model_id": "0" * 16}))
+    other = CliRunner().invoke(main, ["predict", str(folder / "sub"), "--model", str(root / "models/detector.pt"),
+                                      "--kde", str(root / "models/kde.pt"),
+                                      "--threshold", str(tmp_path / "other_threshold.json")])
+    assert other.exit_code == 1 and "was fitted on the scores of another model" in other.output
+
+
+def run_with(model, root, *args):
+    return CliRunner().invoke(main, ["predict", *args, "--model", str(model), "--kde", str(root / "models/kde.pt"),
+                                     "--threshold", str(root / "models/threshold.json")])

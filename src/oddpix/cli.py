@@ -30,10 +30,11 @@ def predict(paths, model_path, kde_path, threshold_path, fmt, components, maps_d
 
     Exit status 0 when every file was scored, 1 when some could not be (each gets its own error).
     """
-    from .predict import Scorer, predict_files
+    from .bundle import RunBundle
+    from .predict import predict_files
 
     try:
-        scorer = Scorer.load(model_path, kde_path, threshold_path)
+        scorer = RunBundle.read(model_path, kde_path, threshold_path)
         results = predict_files(scorer, paths, maps_dir)
     except OddpixError as exc:
         click.echo(f"error: {exc}", err=True)

@@ -58,6 +58,7 @@ class LatentKDE:
     std: torch.Tensor
     bandwidth: float
     rule: str
+    model_id: Optional[str] = None  # the model whose codes it was fitted on (oddpix.bundle checks it)
 
     @classmethod
     def fit(cls, train_codes: torch.Tensor, bandwidth: Union[float, str], val_codes: Optional[torch.Tensor] = None,
@@ -92,16 +93,19 @@ class LatentKDE:
 
     def state(self) -> dict:
         return {"data": self.data, "mean": self.mean, "std": self.std, "bandwidth": self.bandwidth,
-                "rule": self.rule}
+                "rule": self.rule, "model_id": self.model_id}
 
     @classmethod
     def from_state(cls, state: dict) -> "LatentKDE":
         return cls(**state)
 
 
-def save_kde(path: str | Path, kde: Optional[LatentKDE], reason: str = "") -> None:
-    """The fitted KDE, or a marker that there is none (and why), so later stages always find the file."""
-    write_torch(path, {"fitted": True, **kde.state()} if kde is not None else {"fitted": False, "reason": reason})
+def save_kde(path: str | Path, kde: Optional[LatentKDE], reason: str = "", model_id: Optional[str] = None) -> None:
+    """The fitted KDE, or a marker that there is none (and why), so later stages always find the file;
+    ``model_id`` names the model it belongs to."""
+    state = {"fitted": True, **kde.state(), "model_id": model_id} if kde is not None else {
+        "fitted": False, "reason": reason, "model_id": model_id}
+    write_torch(path, state)
 
 
 def load_kde(path: str | Path) -> Optional[LatentKDE]:

@@ -9,7 +9,7 @@ import numpy as np
 
 from .figures import pyplot, show_image
 from .schema import num
-from .thresholds import Bound
+from .fitted_threshold import Bound
 
 
 @dataclass(frozen=True)

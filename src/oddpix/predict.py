@@ -1,7 +1,8 @@
-"""Score new image files with a trained pipeline: the model, its preprocessing, the KDE and the threshold.
+"""Score new image files with a trained pipeline's run bundle (:mod:`oddpix.bundle`: the model, its
+preprocessing, the scoring settings, the KDE and the threshold).
 
-The same code path as the pipeline's score and evaluate stages (stored preprocessing,
-:func:`oddpix.scoring.score_with_maps`, ``Threshold.ranking`` / ``predict``), so an image that was in
+The same code path as the pipeline's score and evaluate stages (``RunBundle.components``,
+``Threshold.ranking`` / ``predict``), so an image that was in
 the test split gets the score evaluation gave it. Every step from file to tensor is the one the training
 images went through: the file is read (16-bit and float images scaled), resized to the size the training
 images had when they were read (an image folder's ``data.folder.image_size``, 28 x 28 for the IDX
@@ -19,14 +20,10 @@ import numpy as np
 import torch
 
 from .data.folder import read_image_file
-from .density import LatentKDE, load_kde
+from .bundle import RunBundle, as_numpy
 from .errors import OddpixError
-from .io import read_json
-from .maps import LocalConfig
-from .models import REGISTRY, load_detector
+from .models import REGISTRY
 from .preprocess import Preprocessor
-from .scoring import score_with_maps
-from .thresholds import Threshold
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 
@@ -43,38 +40,6 @@ class Prediction:
     def row(self) -> dict:
         return {"file": self.file, "score": self.score, "anomaly": self.anomaly, "p_value": self.p_value,
                 **self.components, "error": self.error}
-
-
-@dataclass
-class Scorer:
-    detector: torch.nn.Module
-    preprocessor: Preprocessor
-    kde: Optional[LatentKDE]
-    threshold: Threshold
-    batch_size: int = 512  # the score stage's default; the run's own score.batch_size comes with the threshold
-    local: LocalConfig = LocalConfig()
-
-    @classmethod
-    def load(cls, model_path: str | Path, kde_path: str | Path, threshold_path: str | Path) -> "Scorer":
-        detector, extra = load_detector(model_path)
-        if not Path(threshold_path).exists():
-            raise OddpixError(f"no threshold at {threshold_path}; run `dvc repro` (the threshold stage) first")
-        threshold = Threshold.from_dict(read_json(threshold_path))
-        return cls(detector, Preprocessor.from_dict(extra["preprocess"]), load_kde(kde_path), threshold,
-                   batch_size=int(threshold.scoring.get("batch_size", 512)),
-                   local=LocalConfig(**threshold.scoring.get("local", {})))
-
-    @property
-    def channels(self) -> int:
-        return self.detector.input_shape[0]
-
-    def components(self, x: torch.Tensor, keep_maps: bool = False
-                   ) -> tuple[dict[str, np.ndarray], Optional[torch.Tensor]]:
-        """Score components of preprocessed images, as the score stage computes them, and with ``keep_maps``
-        the smoothed anomaly maps of the same pass."""
-        comps, maps = score_with_maps(self.detector, x, self.kde, self.batch_size, local=self.local,
-                                      keep_maps=keep_maps)
-        return {k: v.double().numpy() for k, v in comps.items()}, maps
 
 
 def collect_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -115,7 +80,7 @@ def write_heat_maps(maps: torch.Tensor, files: list[Path], out_dir: str | Path) 
     return written
 
 
-def predict_files(scorer: Scorer, paths: Iterable[str | Path], maps_dir: str | Path | None = None) -> list[Prediction]:
+def predict_files(scorer: RunBundle, paths: Iterable[str | Path], maps_dir: str | Path | None = None) -> list[Prediction]:
     files = collect_files(paths)
     if maps_dir is not None and not scorer.detector.has_maps:
         with_maps = ", ".join(name for name, cls in REGISTRY.items() if cls.has_maps)
@@ -140,6 +105,7 @@ def predict_files(scorer: Scorer, paths: Iterable[str | Path], maps_dir: str | P
         if maps_dir is not None and len({f.stem for f in names}) < len(names):
             raise OddpixError("--maps: two files share a name; score them in separate calls")
         comps, maps = scorer.components(torch.cat(tensors), keep_maps=maps_dir is not None)
+        comps = as_numpy(comps)
         thr = scorer.threshold
         ranking, decision = thr.ranking(comps), thr.predict(comps)
         p_values = thr.p_value(comps) if thr.calibration else None

@@ -8,7 +8,8 @@ import torch
 
 from ..config import Params, reads
 from ..data.splits import SPLITS
-from ..density import LatentKDE, save_kde
+from ..bundle_files import model_id, write_kde
+from ..density import LatentKDE
 from ..io import write_npz
 from ..models import load_detector
 from ..runtime import batched, resolve_device, seed_everything
@@ -22,9 +23,10 @@ def encode(params: Params, prepared_dir: str | Path, model_path: str | Path, lat
     generator = seed_everything(params.seed)
     device = resolve_device(params.device)
     detector, _ = load_detector(model_path)
+    model = model_id(model_path)
     if not detector.has_encoder:
         write_npz(latents_path)
-        save_kde(kde_path, None, f"{detector.name} has no encoder")
+        write_kde(kde_path, None, model, f"{detector.name} has no encoder")
         log(f"encode: {detector.name} has no encoder; no latent codes or KDE")
         return
     detector.to(device)
@@ -40,10 +42,10 @@ def encode(params: Params, prepared_dir: str | Path, model_path: str | Path, lat
             normal_val = codes[name][torch.from_numpy(meta["y"] == 0)]
     write_npz(latents_path, **{k: v.numpy() for k, v in codes.items()})
     if not params.kde.enabled:
-        save_kde(kde_path, None, "kde.enabled is false")
+        write_kde(kde_path, None, model, "kde.enabled is false")
         log(f"encode: {codes['train'].shape[1]}-d latent codes written; KDE disabled")
         return
     kde = LatentKDE.fit(codes["train"], params.kde.bandwidth, normal_val, params.kde.max_train, generator)
-    save_kde(kde_path, kde)
+    write_kde(kde_path, kde, model)
     log(f"encode: {codes['train'].shape[1]}-d codes, KDE on {len(kde.data)} train codes, "
         f"bandwidth {kde.bandwidth:.4g} ({kde.rule})")

@@ -11,7 +11,7 @@ import pandas as pd
 from ..config import Params, reads
 from ..io import read_json, read_npz, write_csv, write_json
 from ..metrics import curves, evaluate as evaluate_scores, metric_key, pixel_metrics
-from ..thresholds import Threshold
+from ..fitted_threshold import Threshold
 from .common import components, log, read_scores
 
 

@@ -8,17 +8,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..bundle import RunBundle
 from ..config import Params, reads
 from ..data.sources import DATASETS
+from ..density import latent_plane
 from ..figures import reconstruction_grid, save_figure
-from ..density import latent_plane, load_kde
-from ..io import read_json, read_npz
+from ..fitted_threshold import component_values
+from ..io import read_npz
 from ..maps import LocalConfig
-from ..models import load_detector
 from ..plots import anomaly_map_grid, image_strip, latent_map, score_histogram
 from ..preprocess import Preprocessor
 from ..scoring import anomaly_maps
-from ..thresholds import Threshold, component_values
 from .common import components, log, read_prepared, read_scores
 
 
@@ -46,7 +46,7 @@ def _short_source(source: str, width: int = 14) -> str:
 
 
 def _image_figures(params, detector, prep: Preprocessor, x: torch.Tensor, test, ranking: np.ndarray, labels: list[str],
-                   rng: np.random.Generator, threshold: Threshold, mask: np.ndarray | None) -> dict:
+                   rng: np.random.Generator, local: LocalConfig, mask: np.ndarray | None) -> dict:
     """Reconstructions (detectors that reconstruct), the most and least anomalous images, their anomaly
     maps (detectors with maps; with the true masks where known), corruptions."""
     out = {}
@@ -69,7 +69,6 @@ def _image_figures(params, detector, prep: Preprocessor, x: torch.Tensor, test, 
             caption(i) + (f"\n{_short_source(sources[i])}" if sources[i] else "") for i in idx]))
     out["extremes.png"] = image_strip(rows)
     if detector.has_maps:  # where the detector sees the anomaly, on the most and least anomalous images
-        local = LocalConfig(**threshold.scoring.get("local", {}))
         groups = []
         for name, idx in (("most anomalous", order[:n]), ("least anomalous", order[::-1][:n].copy())):
             maps = anomaly_maps(detector, x[idx], local=local).numpy()
@@ -106,7 +105,8 @@ def plots(params: Params, prepared_dir: str | Path, model_path: str | Path, scor
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     val, test = read_scores(scores_dir, "val"), read_scores(scores_dir, "test")
-    thr = Threshold.from_dict(read_json(threshold_path))
+    bundle = RunBundle.read(model_path, kde_path, threshold_path)
+    thr = bundle.threshold
     y, y_val = test["y"].to_numpy(), val["y"].to_numpy()
     title = f"{params.model} on {params.data.dataset}"
     val_comps, test_comps = components(val), components(test)
@@ -116,16 +116,16 @@ def plots(params: Params, prepared_dir: str | Path, model_path: str | Path, scor
         [v[y_val == 0] for v, _ in per], [t[y == 0] for _, t in per], [t[y == 1] for _, t in per], thr.bounds,
         thr.rule, title)}
 
-    detector, extra = load_detector(model_path)
+    detector = bundle.detector
     x, meta = read_prepared(prepared_dir, "test")
     spec = DATASETS.get(params.data.dataset)
     labels = [_kind_label(k, spec.classes if spec else None) for k in test["kind"]]
     rng = np.random.default_rng(params.seed)
-    pictures.update(_image_figures(params, detector, Preprocessor.from_dict(extra["preprocess"]), x, test,
-                                   thr.ranking(test_comps), labels, rng, thr, meta.get("mask")))
+    pictures.update(_image_figures(params, detector, bundle.preprocessor, x, test, thr.ranking(test_comps), labels,
+                                   rng, bundle.scoring.local, meta.get("mask")))
     latents = read_npz(latents_path) if detector.has_encoder else {}
     if "train" in latents:
-        pictures["latent_space.png"] = _latent_figure(latents, load_kde(kde_path), y, rng, title)
+        pictures["latent_space.png"] = _latent_figure(latents, bundle.kde, y, rng, title)
     for name, fig in pictures.items():
         save_figure(fig, out_dir / name, params.plots.dpi)
     log(f"plots: written to {out_dir}")

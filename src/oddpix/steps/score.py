@@ -9,11 +9,10 @@ import pandas as pd
 import torch
 
 from ..config import Params, reads
-from ..density import load_kde
+from ..bundle import RunBundle, ScoringSettings
+from ..bundle_files import write_run
 from ..io import read_npz, write_csv, write_npz
-from ..models import load_detector
 from ..runtime import resolve_device, seed_everything
-from ..scoring import score_with_maps
 from .common import log, read_prepared, require_finite
 
 
@@ -22,16 +21,14 @@ def score(params: Params, prepared_dir: str | Path, model_path: str | Path, late
           kde_path: str | Path, out_dir: str | Path) -> None:
     seed_everything(params.seed)
     device = resolve_device(params.device)
-    detector, _ = load_detector(model_path)
-    detector.to(device)
-    kde = load_kde(kde_path)
+    bundle = RunBundle.read(model_path, kde_path, scoring=ScoringSettings(params.score.batch_size, params.score.local))
+    detector, kde = bundle.detector.to(device), bundle.kde
     latents = read_npz(latents_path) if kde is not None else {}
     for name in ("val", "test"):
         x, meta = read_prepared(prepared_dir, name)
         codes = torch.from_numpy(latents[name]) if kde is not None else None
         keep = name == "test" and "mask" in meta and detector.has_maps  # the truth per pixel: keep the maps
-        comps, maps = score_with_maps(detector, x, kde, params.score.batch_size, device, codes, params.score.local,
-                                      keep_maps=keep)
+        comps, maps = bundle.components(x, keep_maps=keep, device=device, codes=codes)
         for key, values in comps.items():
             require_finite(values, f"score: {name}: component {key}", f"the model {model_path} gives no usable "
                            "scores (did its training diverge?); retrain it, e.g. with a lower learning rate")
@@ -43,3 +40,4 @@ def score(params: Params, prepared_dir: str | Path, model_path: str | Path, late
         if keep:
             write_npz(Path(out_dir) / "maps.npz", map=maps.numpy().astype(np.float16), mask=meta["mask"])
             log(f"score: test: anomaly maps {tuple(maps.shape[1:])} with the true masks in maps.npz")
+    write_run(out_dir, bundle.model_id, bundle.scoring.to_dict())
