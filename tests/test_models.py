@@ -200,6 +200,13 @@ def test_model_level_param_checks():
         parse_params({"models": {"cnn": {"folds": 1}}})
 
 
+def test_the_catalog_lists_the_detectors_in_registration_order():
+    # each module registers its class when oddpix.models imports it; params validation and the docs list this order
+    assert list(REGISTRY) == ["cae", "ae", "vae", "ae_kde", "aae", "deep_svdd", "ganomaly", "gan_mse", "cnn", "knn",
+                              "geom", "ssl", "patch_knn", "synth_seg", "fusion"]
+    assert all(cls.__module__ == f"oddpix.models.{name}" for name, cls in REGISTRY.items())  # one module each
+
+
 def test_knn_scores_the_distance_to_the_nearest_training_image(tmp_path, tiny_params, pattern_splits):
     det, history, logs, test_x = _fit("knn", tiny_params(), pattern_splits)
     train_x = Preprocessor().transform(pattern_splits["train"].x)
@@ -212,6 +219,7 @@ def test_knn_scores_the_distance_to_the_nearest_training_image(tmp_path, tiny_pa
     torch.testing.assert_close(scores[:10], brute, rtol=1e-4, atol=1e-4)
     assert det.score(train_x[:5])["distance"].max() < 1e-2  # a training image is its own nearest neighbour
     assert roc_auc_score(pattern_splits["test"].y, scores.numpy()) > 0.9
+    assert history == [] and det.fit_report == {"n_memory": len(train_x)}  # nothing trained: no epochs
     save_detector(det, tmp_path / "knn.pt")
     again, _ = load_detector(tmp_path / "knn.pt")
     torch.testing.assert_close(again.score(test_x)["distance"], scores)

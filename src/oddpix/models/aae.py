@@ -11,12 +11,15 @@ Robust training (the paper's iterative training-set refinement): after ``warmup_
 contamination) that look most anomalous are left out of the following epochs as suspected anomalies.
 With ``reject_fraction: 0`` it is a plain adversarial autoencoder.
 
-Deviation, measured: the paper rejects by the codes' likelihood under the prior (``reject_by: prior``).
-On our generated one-vs-rest task with 10 % contamination, the contaminating anomalies' codes were *more*
-likely under N(0, I) than the normal ones (training-set AUROC of the prior score 0.07 after 10 epochs:
-the encoder maps unfamiliar images towards the prior's centre), while the excess reconstruction error
-found them (AUROC 0.99). The default is therefore ``reject_by: reconstruction``; ``prior`` and
-``combined`` (both standardized and added) are available.
+Deviation: the paper rejects by the codes' likelihood under the prior (``reject_by: prior``). The
+encoder can map unfamiliar images towards the prior's centre, so that contaminating anomalies get codes
+*more* likely under N(0, I) than the normal images', while their excess reconstruction error still gives
+them away. The default is therefore ``reject_by: reconstruction``; ``prior`` and ``combined`` (both
+standardized and added) are available.
+
+Knobs: ``channels`` and ``latent_dim`` (the conv autoencoder), ``disc_hidden`` (the latent
+discriminator's hidden width), ``w_adv`` (the weight of fooling it in the encoder's loss), and the robust
+training's ``reject_fraction``, ``reject_by``, ``warmup_epochs`` and ``refine_every``.
 
 Score components: ``reconstruction`` (excess BCE), ``prior`` (-log N(z; 0, I), the code's unlikeliness),
 ``combined`` (both standardized on the training images and added), ``bce``, ``mse``.
@@ -38,6 +41,7 @@ from ..training import FitContext, optimize
 from .autoencoder import AutoencoderConfig, AutoencoderDetector
 from .base import FitData, Phase
 from .blocks import conv_decoder, conv_encoder
+from .catalog import register
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class AAEConfig(AutoencoderConfig):
     patience: int = num(50, ge=1)
 
 
+@register
 class AdversarialAutoencoder(AutoencoderDetector):
     name = "aae"
     Config = AAEConfig

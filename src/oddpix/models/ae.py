@@ -14,6 +14,7 @@ from torch import nn
 
 from ..schema import items
 from .autoencoder import AutoencoderConfig, AutoencoderDetector
+from .catalog import register
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class AEConfig(AutoencoderConfig):
     hidden: list[int] = items([512, 128], ge=1)
 
 
+@register
 class DenseAutoencoder(AutoencoderDetector):
     name = "ae"
     Config = AEConfig

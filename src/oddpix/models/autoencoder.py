@@ -58,9 +58,9 @@ class AutoencoderDetector(Detector):
         """``reconstruction``: the training loss minus its floor, so a perfect reconstruction scores 0.
 
         For BCE that floor is the image's own pixel entropy: raw per-image BCE (kept as ``bce``) ranks
-        images by how much grey they contain rather than by how badly they were reconstructed (on
-        Fashion-MNIST, T-shirt normal, raw BCE scores AUROC 0.49, the excess 0.90). The excess is the
-        per-pixel KL divergence between Bernoulli(x) and Bernoulli(x_hat). ``mse`` is the squared error.
+        images by how much grey they contain rather than by how badly they were reconstructed. The excess
+        is the per-pixel KL divergence between Bernoulli(x) and Bernoulli(x_hat). ``mse`` is the squared
+        error.
         """
         return self.reconstruction_scores(self(x), x)
 

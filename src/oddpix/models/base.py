@@ -20,8 +20,10 @@ the one training loop (:func:`oddpix.training.train_loop`: seeded batches, a pro
 per epoch, early stopping that restores the best weights). A plain detector writes only its network,
 :meth:`loss` and :meth:`score`; one with several optimizers (GANs) overrides :meth:`configure_optimizers`
 and :meth:`training_step`; multi-phase training (pretraining, rounds with a refined training set) is a
-generator of :class:`Phase` objects, which may run code between phases. Saving and loading go through
-:func:`oddpix.models.save_detector` / :func:`load_detector`, which store the settings with the weights.
+generator of :class:`Phase` objects, which may run code between phases; a detector with nothing to
+optimise (it only remembers training data) overrides :meth:`fit` and returns an empty history. Saving and
+loading go through :func:`oddpix.models.save_detector` / :func:`load_detector` (:mod:`.store`), which
+store the settings with the weights.
 """
 
 from __future__ import annotations
@@ -91,7 +93,8 @@ class Detector(nn.Module):
     # ---- the training template -----------------------------------------------------------------------
 
     def fit(self, data: FitData, ctx: FitContext) -> list[dict]:
-        """Train on ``data.train_x`` (early stopping on the validation images); returns the history."""
+        """Train on ``data.train_x`` (early stopping on the validation images); returns the history, one
+        row per epoch."""
         if self.supervised and (data.train_y is None or not bool(data.train_y.any())):
             raise OddpixError(f"model {self.name} is supervised and the training split has no labelled "
                               f"anomalies; {SUPERVISED_HINT}")

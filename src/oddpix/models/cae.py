@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..schema import items, num
+from ..schema import items
 from .autoencoder import AutoencoderConfig, AutoencoderDetector
 from .blocks import ConvStyle, conv_decoder, conv_encoder
+from .catalog import register
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class CAEConfig(AutoencoderConfig):
     batchnorm: bool = False
 
 
+@register
 class ConvAutoencoder(AutoencoderDetector):
     name = "cae"
     Config = CAEConfig
@@ -30,18 +32,3 @@ class ConvAutoencoder(AutoencoderDetector):
         self.encoder, sizes = conv_encoder(self.input_shape, config.channels, config.latent_dim, style)
         self.decoder = conv_decoder(config.latent_dim, self.input_shape[0], config.channels, sizes, style)
 
-
-@dataclass(frozen=True)
-class AEKDEConfig(CAEConfig):
-    latent_dim: int = num(16, ge=1)
-
-
-class ConvAutoencoderKDE(ConvAutoencoder):
-    """``ae_kde``: the conv autoencoder whose latent codes get a kernel density estimate (the encode stage
-    fits it on the training codes); an image is anomalous when its code's density is too low or its
-    reconstruction error too high: score components ``density`` and ``reconstruction`` with
-    ``threshold.rule: dual`` (e.g. on cell images, Parasitized vs Uninfected)."""
-
-    name = "ae_kde"
-    Config = AEKDEConfig
-    needs_kde = True

@@ -26,6 +26,7 @@ from ..schema import items, num
 from ..training import FitContext, TrainConfig
 from .base import Detector, FitData, Phase
 from .blocks import ConvStyle, conv_block
+from .catalog import register
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ def class_weights(y: torch.Tensor) -> torch.Tensor:
     return (len(y) / (2.0 * counts))[y]
 
 
+@register
 class SupervisedCNN(Detector):
     name = "cnn"
     Config = CNNConfig

@@ -25,6 +25,7 @@ from ..schema import items, num
 from ..training import FitContext, TrainConfig
 from .base import Detector, FitData, Phase
 from .blocks import ConvStyle, conv_decoder, conv_encoder
+from .catalog import register
 
 # LeNet-style: bias-free 5x5 convs, BatchNorm without affine parameters, LeakyReLU (the paper's network)
 SVDD_STYLE = ConvStyle(kernel=5, bias=False, batchnorm=True, affine=False, bn_eps=1e-4, slope=0.1)
@@ -41,6 +42,7 @@ class DeepSVDDConfig(TrainConfig):
     weight_decay: float = num(1e-6, ge=0.0)
 
 
+@register
 class DeepSVDD(Detector):
     name = "deep_svdd"
     Config = DeepSVDDConfig

@@ -1,11 +1,11 @@
 """Score fusion: the ``fusion`` detector trains two or more detectors on the same images and adds up what
 each one finds, after putting their scores on one scale.
 
-Detectors miss different anomalies: on the magnetic tiles the patch distances of ``patch_knn`` find the
-pits (blowholes) and ``synth_seg`` the breaks, frays and uneven grinding (benchmarks/local.md). A raw sum
-would let whichever score has the larger numbers decide, so each member's score is standardised by the
-mean and standard deviation of its scores on the **validation normals** (z-scores; no anomaly and no test
-image is looked at), then
+Detectors miss different anomalies: the patch distances of ``patch_knn`` find small spots unlike any
+remembered patch, the segmenter of synthetic anomalies ``synth_seg`` regions that do not belong (breaks,
+frays). A raw sum would let whichever score has the larger numbers decide, so each member's
+score is standardised by the mean and standard deviation of its scores on the **validation normals**
+(z-scores, :mod:`.standardise`; no anomaly and no test image is looked at), then
 
 * ``fused_mean`` (default): the mean of the members' z-scores: an image must look odd to most of them;
 * ``fused_max``: the largest z-score: one member that is sure suffices.
@@ -34,7 +34,8 @@ from ..maps import LOCAL_COMPONENTS, LocalConfig, read_local, smooth_maps
 from ..schema import fail, not_a_choice, num, parse_section, section
 from ..training import FitContext
 from .base import FitData, MapDetector
-from .catalog import REGISTRY
+from .catalog import REGISTRY, register
+from .standardise import location_scale, register_scale, standardised
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class FusionConfig:
         return []
 
 
+@register
 class Fusion(MapDetector):
     name = "fusion"
     Config = FusionConfig
@@ -102,11 +104,8 @@ class Fusion(MapDetector):
             torch.set_rng_state(start)  # each member gets the initial weights it would get alone
             self.members[name] = REGISTRY[name](member_config, input_shape)
             self._rng_after_build[name] = torch.get_rng_state()
-        n = len(self.members)
-        self.register_buffer("score_mean", torch.zeros(n))
-        self.register_buffer("score_std", torch.ones(n))
-        self.register_buffer("map_mean", torch.zeros(n))
-        self.register_buffer("map_std", torch.ones(n))
+        register_scale(self, "score", len(self.members))
+        register_scale(self, "map", len(self.members))
 
     def fit(self, data: FitData, ctx: FitContext) -> list[dict]:
         """Train each member as it would train alone, then standardise on the validation normals."""
@@ -143,10 +142,10 @@ class Fusion(MapDetector):
                     sums[i] += m.double().sum().cpu()
                     squares[i] += m.double().pow(2).sum().cpu()
             count += next((m.numel() for m in maps if m is not None), 0)  # pixels of one member's maps
-        stats = [torch.cat(v) for v in values]
-        self.score_mean = torch.stack([s.mean() for s in stats]).float().to(ctx.device)
-        self.score_std = torch.stack([s.std() if len(s) > 1 else torch.ones((), dtype=torch.float64)
-                                      for s in stats]).float().clamp_min(1e-12).to(ctx.device)
+        # each member's statistics in float64 and on their own (a reduction over a stack of them can round
+        # differently in the last bit)
+        means, stds = zip(*(location_scale(torch.cat(v)[None]) for v in values))
+        self.score_mean, self.score_std = (torch.cat(t).float().to(ctx.device) for t in (means, stds))
         if count:
             mean = sums / count
             self.map_mean = mean.float().to(ctx.device)
@@ -173,8 +172,8 @@ class Fusion(MapDetector):
     @torch.no_grad()
     def score_and_map(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         scores, maps = self._member_outputs(x)
-        z = torch.stack([(s - self.score_mean[i]) / self.score_std[i] for i, s in enumerate(scores)])
-        fused_map = torch.stack([(m.float() - self.map_mean[i]) / self.map_std[i]
-                                 for i, m in enumerate(maps) if m is not None]).mean(0)
+        z = torch.stack(standardised(scores, self.score_mean, self.score_std))
+        fused_map = torch.stack(standardised([None if m is None else m.float() for m in maps], self.map_mean,
+                                             self.map_std)).mean(0)
         return {"fused_mean": z.mean(0), "fused_max": z.amax(0)}, fused_map
 

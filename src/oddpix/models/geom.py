@@ -10,13 +10,12 @@ right transformation, over all T (the paper's simplified normality score; its Di
 not implemented).
 
 Knobs: ``flips`` (x2), ``shift`` (pixels; > 0 adds shifts by -shift/0/+shift in each axis, x9, with
-reflection at the border), ``rotations`` (1, 2 or 4 quarter turns). The default, 2 x 4 = 8
-transformations, trains in about 2 minutes on a 2-core CPU for one Fashion-MNIST class and scores 0.864
-AUROC on T-shirts (below the nearest-neighbour baseline's 0.914: the paper's 72 transformations and wide
-ResNet need a GPU); ``shift: 8`` gives the paper's 72. The classifier is the
-shared conv encoder (3x3 conv + BatchNorm + ReLU + max-pool per entry of ``channels``) with a linear head
-over the flattened map (it keeps position, which translations need). Non-square images are zero-padded
-to a square for the rotations.
+reflection at the border), ``rotations`` (1, 2 or 4 quarter turns). The default is 2 x 4 = 8
+transformations, a CPU-sized set; ``shift: 8`` gives the paper's 72 (its wide ResNet is not built here).
+Each training step shows ``batch_size`` images under all T transformations, so a step costs T forward
+passes per image. The classifier is the shared conv encoder (3x3 conv + BatchNorm + ReLU + max-pool per
+entry of ``channels``) with a linear head over the flattened map (it keeps position, which translations
+need). Non-square images are zero-padded to a square for the rotations.
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ from ..schema import items, num
 from ..training import FitContext, TrainConfig, optimize
 from .base import Detector, FitData, Phase
 from .blocks import ConvStyle, conv_encoder
+from .catalog import register
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class GeomConfig(TrainConfig):
         return []
 
 
+@register
 class GeometricTransformations(Detector):
     name = "geom"
     Config = GeomConfig

@@ -1,17 +1,17 @@
 """Nearest-neighbour detector: the distance from an image to its k-th nearest training image, in pixels.
 
-No training beyond remembering (up to ``max_train``) normal training images; the score is the Euclidean
-distance to the ``k``-th nearest of them (``mean_of_k: true``: the mean distance to the k nearest). On the
-one-class benchmarks this raw-pixel baseline is hard to beat (``blur: 0``: mean AUROC over the 10 classes
-0.922 on Fashion-MNIST, 0.954 on MNIST), so every deep detector should be compared with it.
+No training beyond remembering (up to ``max_train``, a seeded random subset of) the normal training
+images; the score ``distance`` is the Euclidean distance to the ``k``-th nearest of them (``mean_of_k:
+true``: the mean distance to the k nearest). A raw-pixel baseline that is hard to beat on the one-class
+benchmarks, so every deep detector should be compared with it (README "Measured accuracy").
 
 ``blur``: both the remembered and the scored images are smoothed by a Gaussian of that many pixels
 (standard deviation) first, which makes the distance tolerant to one-pixel misalignments and stroke-width
-noise. Measured on the full one-class benchmarks, sigma 1 raises the mean AUROC to 0.937 on Fashion-MNIST
-(bags 0.87 -> 0.93, sandals 0.92 -> 0.94); see README "Measured accuracy".
+noise (0: raw pixels).
 
 Scoring is batched (:func:`oddpix.runtime.batched`, ``block`` images at a time): ``torch.cdist`` between
-a block of test images and all remembered training images, then ``topk``, with no per-image Python loop.
+a block of test images and all remembered training images, then ``topk``, with no per-image Python loop
+(:mod:`.memory`).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from ..runtime import batched
 from ..schema import num
 from ..training import FitContext
 from .base import Detector, FitData
+from .catalog import register
+from .memory import nearest_distances, register_memory
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class KNNConfig:
     block: int = num(1024, ge=1)  # test images per distance block (memory: block x max_train floats)
 
 
+@register
 class NearestNeighbour(Detector):
     name = "knn"
     Config = KNNConfig
@@ -45,7 +48,7 @@ class NearestNeighbour(Detector):
 
     def __init__(self, config: KNNConfig, input_shape: tuple[int, int, int]):
         super().__init__(config, input_shape)
-        self.register_buffer("memory", torch.zeros(0, math.prod(self.input_shape)))
+        register_memory(self, "memory", math.prod(self.input_shape))
 
     def fit(self, data: FitData, ctx: FitContext) -> list[dict]:
         """Nothing to optimise: remember (a seeded subset of) the training images' features."""
@@ -55,24 +58,16 @@ class NearestNeighbour(Detector):
         self.memory = self.features(x.float().to(ctx.device))
         if len(self.memory) < self.config.k:
             raise OddpixError(f"models.knn.k: {self.config.k} neighbours but only {len(self.memory)} training images")
-        row: dict[str, float] = {"epoch": 1, "loss": 0.0, "n_memory": float(len(self.memory))}
-        val = data.normal_val_x()
-        if val is not None and len(val):
-            row["val_loss"] = float(self.score(val.to(ctx.device))["distance"].mean())
+        self.fit_report = {"n_memory": len(self.memory)}
         ctx.log(f"knn: remembering {len(self.memory)} training images; k = {self.config.k}, blur {self.config.blur}")
-        return [row]
+        return []  # no epochs
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """What the distance is measured on: the (blurred) images, flattened."""
         return gaussian_blur(x, self.config.blur).flatten(1)
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        if prefix + "memory" in state_dict:  # the memory's size is known only from the file
-            self.memory = torch.empty_like(state_dict[prefix + "memory"])
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
     def _distance(self, x: torch.Tensor) -> torch.Tensor:
-        near = torch.cdist(self.features(x.float()), self.memory).topk(self.config.k, dim=1, largest=False).values
+        near = nearest_distances(self.features(x.float()), self.memory, self.config.k)
         return near.mean(1) if self.config.mean_of_k else near[:, -1]
 
     @torch.no_grad()

@@ -1,27 +1,27 @@
 """Patch nearest neighbours: the ``patch_knn`` detector, for small local defects. Two ways (``gallery``).
 
-``gallery: 0`` (a global patch memory, PatchCore-style): every ``memory_stride``-th ``patch`` x ``patch`` pixel patch (all channels) of the normal training
-images, a random subset of at most ``memory`` of them (by the run's seed: a bound on memory and time, the
-role of PatchCore's coreset). Scoring: every patch of a test image at ``stride`` pixels gets the distance
-to its ``k``-th nearest patch in the memory; those patch scores, placed back at the patch centres and
-interpolated to the image size, are the anomaly map. An image is as anomalous as its worst patch
-(``patch_max``; the pipeline adds ``local_max`` / ``local_topk`` read from the smoothed map), so a small
-spot that a whole-image distance averages away decides the score here. No network, no pretrained
-features: raw pixels (optionally Gaussian-``blur``red first), from scratch.
+``gallery: 0`` (a global patch memory, PatchCore-style): every ``memory_stride``-th ``patch`` x ``patch``
+pixel patch (all channels) of the normal training images, a random subset of at most ``memory`` of them
+(by the run's seed: a bound on memory and time, the role of PatchCore's coreset). Scoring: every patch of
+a test image at ``stride`` pixels gets the distance to its ``k``-th nearest patch in the memory; those
+patch scores, placed back at the patch centres and interpolated to the image size, are the anomaly map.
+An image is as anomalous as its worst patch (``patch_max``; the pipeline adds ``local_max`` /
+``local_topk`` read from the smoothed map), so a small spot that a whole-image distance averages away
+decides the score here. No network, no pretrained features: raw pixels (optionally Gaussian-``blur``red
+first), from scratch.
 
 ``gallery: G > 0`` (the default, G = 10): aligned comparison, for images where the same place should look
-alike (centred digits, garments, cells; it also does on the generated textures) (SPADE, Cohen & Hoshen 2020, here on raw pixels): the memory is up to
-``max_images`` whole training images; each test image is compared only with its ``G`` nearest of them
-(Euclidean distance after a Gaussian blur of 1 pixel, as the ``knn`` detector), and the map at a pixel is
-the smallest distance between the ``patch`` x ``patch`` window around it and the same window in one of
-those ``G`` images, shifted by up to ``shift`` pixels. A dot on a digit's background is in none of its
-nearest digits; a stroke that is merely a little thicker or displaced is. Measured (benchmarks/local.md):
-dot image AUROC 0.970 on MNIST and on Fashion-MNIST in about 50 s (the global memory: 0.739 in 349 s on the
-earlier, always-white dot); generated textures 1.000 either way, 9 s against 72 s.
+alike (centred digits, garments, cells, regular textures) (SPADE, Cohen & Hoshen 2020, here on raw
+pixels): the memory is up to ``max_images`` whole training images (a seeded random subset); each test
+image is compared only with its ``G`` nearest of them (Euclidean distance after a Gaussian blur of 1
+pixel, as the ``knn`` detector), and the map at a pixel is the smallest distance between the ``patch`` x
+``patch`` window around it and the same window in one of those ``G`` images, shifted by up to ``shift``
+pixels. A dot on a digit's background is in none of its nearest digits; a stroke that is merely a little
+thicker or displaced is. README "Local anomalies" compares the two ways.
 
-Cost (benchmarks/local.py measures whole runs): global memory, queries x memory x patch^2 x channels
-multiply-adds; gallery, a whole-image distance to ``max_images`` images plus G x (2 shift + 1)^2 window
-comparisons per pixel.
+Cost: global memory, queries x memory x patch^2 x channels multiply-adds; gallery, a whole-image distance
+to ``max_images`` images plus G x (2 shift + 1)^2 window comparisons per pixel. ``block``: images whose
+patches (global memory) or windows (gallery) are handled at once.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ from ..maps import gaussian_blur
 from ..schema import num
 from ..training import FitContext
 from .base import FitData, MapDetector
+from .catalog import register
+from .memory import kth_distance, register_memory
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class PatchKNNConfig:
 GALLERY_BLUR = 1.0  # sigma of the blur the gallery's nearest images are found with (the knn detector's default)
 
 
+@register
 class PatchKNN(MapDetector):
     name = "patch_knn"
     Config = PatchKNNConfig
@@ -66,12 +69,7 @@ class PatchKNN(MapDetector):
         if config.patch > min(h, w):
             raise OddpixError(f"params: models.patch_knn.patch: {config.patch} pixels is larger than the "
                               f"{h}x{w} images")
-        self.register_buffer("bank", torch.zeros(0, c * config.patch ** 2))
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        if prefix + "bank" in state_dict:  # the memory's size is known only from the file
-            self.bank = torch.empty_like(state_dict[prefix + "bank"])
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        register_memory(self, "bank", c * config.patch ** 2)
 
     def patches(self, x: torch.Tensor, stride: int) -> torch.Tensor:
         """N x C x H x W -> N x L x (C * patch^2), L patches per image in row-major order."""
@@ -79,12 +77,25 @@ class PatchKNN(MapDetector):
         return F.unfold(x, self.config.patch, stride=stride).transpose(1, 2)
 
     def fit(self, data: FitData, ctx: FitContext) -> list[dict]:
-        """Remember a seeded random subset of the training images' patches (drawn without extracting all), or,
-        with a ``gallery``, of the training images themselves."""
+        """Remember a seeded random subset of the training images' patches or, with a ``gallery``, of the
+        training images themselves. Nothing is optimised: no epochs, an empty history."""
         self.to(ctx.device)
-        if self.config.gallery:
-            return self._fit_gallery(data, ctx)
-        x, stride = data.train_x, self.config.memory_stride
+        cfg = self.config
+        if cfg.gallery:
+            self.bank = self._training_images(data.train_x, ctx)
+            ctx.log(f"patch_knn: remembering {len(self.bank)} training images; each test image is compared with "
+                    f"its {cfg.gallery} nearest, {cfg.patch}x{cfg.patch} windows shifted by up to {cfg.shift} px")
+        else:
+            self.bank = self._training_patches(data.train_x, ctx)
+            ctx.log(f"patch_knn: remembering {len(self.bank)} patches of {cfg.patch}x{cfg.patch} from "
+                    f"{len(data.train_x)} training images")
+        self.fit_report = {"n_memory": len(self.bank)}
+        return []
+
+    def _training_patches(self, x: torch.Tensor, ctx: FitContext) -> torch.Tensor:
+        """At most ``memory`` patches of the training images, a seeded random subset drawn without extracting
+        them all."""
+        stride = self.config.memory_stride
         c, h, w = self.input_shape
         per_image = ((h - self.config.patch) // stride + 1) * ((w - self.config.patch) // stride + 1)
         total = len(x) * per_image
@@ -100,25 +111,16 @@ class PatchKNN(MapDetector):
             images, inverse = torch.unique(part // per_image, return_inverse=True)
             patches = self.patches(x[images].to(ctx.device), stride)
             pool.append(patches[inverse.to(patches.device), (part % per_image).to(patches.device)])
-        pool = torch.cat(pool)
-        self.bank = pool.contiguous()
-        row: dict[str, float] = {"epoch": 1, "loss": 0.0, "n_memory": float(len(self.bank))}
-        ctx.log(f"patch_knn: remembering {len(self.bank)} patches of {self.config.patch}x{self.config.patch} "
-                f"from {len(data.train_x)} training images")
-        return [row]
+        return torch.cat(pool).contiguous()
 
-    def _fit_gallery(self, data: FitData, ctx: FitContext) -> list[dict]:
-        x = data.train_x
+    def _training_images(self, x: torch.Tensor, ctx: FitContext) -> torch.Tensor:
+        """At most ``max_images`` training images (a seeded random subset), flattened: the gallery."""
         if len(x) < self.config.gallery:
             raise OddpixError(f"models.patch_knn.gallery: {self.config.gallery} nearest images but only {len(x)} "
                               "training images")
         if len(x) > self.config.max_images:
             x = x[torch.randperm(len(x), generator=ctx.generator)[: self.config.max_images].sort().values]
-        self.bank = x.float().flatten(1).to(ctx.device).contiguous()
-        ctx.log(f"patch_knn: remembering {len(self.bank)} training images; each test image is compared with its "
-                f"{self.config.gallery} nearest, {self.config.patch}x{self.config.patch} windows shifted by up to "
-                f"{self.config.shift} px")
-        return [{"epoch": 1, "loss": 0.0, "n_memory": float(len(self.bank))}]
+        return x.float().flatten(1).to(ctx.device).contiguous()
 
     def _blurred_bank(self) -> torch.Tensor:
         """The remembered images blurred for the nearest-image search, computed once per memory and device
@@ -161,9 +163,7 @@ class PatchKNN(MapDetector):
         out = []
         for start in range(0, len(x), self.config.block):
             q = self.patches(x[start:start + self.config.block], s)
-            flat = q.flatten(0, 1)
-            d = torch.cat([torch.cdist(flat[i:i + 4096], self.bank).topk(self.config.k, dim=1, largest=False)
-                           .values[:, -1] for i in range(0, len(flat), 4096)])  # <= 4096 x memory distances
+            d = kth_distance(q.flatten(0, 1), self.bank, self.config.k, rows=4096)  # <= 4096 x memory distances
             out.append(d.view(len(q), hq, wq))
         return torch.cat(out)
 

@@ -33,6 +33,7 @@ from ..schema import items, num
 from ..training import FitContext, TrainConfig
 from .base import FitData, MapDetector, Phase
 from .blocks import ConvStyle, conv_block
+from .catalog import register
 
 BLOB_SCALES = (4, 8, 16)  # pixels between the random field's knots: small, medium and large blobs
 MIN_AREA = 0.005          # the smallest share of the image a blob covers
@@ -144,6 +145,7 @@ def synthesize(x: torch.Tensor, pool: torch.Tensor, span: float, config: SynthSe
     return out, changed.float()
 
 
+@register
 class SyntheticSegmentation(MapDetector):
     name = "synth_seg"
     Config = SynthSegConfig
@@ -182,7 +184,11 @@ class SyntheticSegmentation(MapDetector):
         self._pool = self._val = self._gen = None
 
     def train_data(self, data: FitData) -> torch.Tensor:
-        return torch.zeros(self.config.epoch_images)  # one entry per image an epoch draws (loss draws them)
+        """Placeholders, one per image an epoch trains on: the shared loop sizes an epoch by its training
+        data and hands each step a batch of it, but :meth:`loss` draws the images itself (from ``_gen``), so
+        a step uses only the batch's length. (Handing the loop the images instead would replace those draws
+        by the loop's shuffling and change what is trained on.)"""
+        return torch.zeros(self.config.epoch_images)
 
     def val_data(self, data: FitData):
         return self._val

@@ -8,8 +8,9 @@ Score components (higher = more anomalous), all from the posterior mean z = mu (
 
 * ``elbo``: the negative ELBO per pixel above its floor: excess reconstruction BCE + beta * KL(q(z|x) ||
   N(0, I)) / pixels. A Bernoulli likelihood on grey pixels adds each image's own pixel entropy to the
-  plain negative ELBO, which then ranks images by how much grey they hold (Fashion-MNIST T-shirt: AUROC
-  0.58); without that constant-per-image term: 0.90. Training is unaffected (the term has no gradient);
+  plain negative ELBO, which then ranks images by how much grey they hold rather than by how badly they
+  were reconstructed; this score leaves that constant-per-image term out. Training is unaffected (the
+  term has no gradient);
 * ``reconstruction``: the excess BCE (KL between the pixels and their reconstruction, 0 when perfect);
 * ``pixel_fraction``: the corrupted-letters score, the share of pixels whose absolute
   difference |x - x_hat| exceeds ``pixel_threshold`` (sum of anomalous pixels / pixel count);
@@ -25,6 +26,7 @@ import torch
 from ..schema import items, num
 from .autoencoder import AutoencoderConfig, AutoencoderDetector
 from .blocks import ConvStyle, conv_decoder, conv_encoder
+from .catalog import register
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class VAEConfig(AutoencoderConfig):
     batchnorm: bool = False
 
 
+@register
 class ConvVAE(AutoencoderDetector):
     name = "vae"
     Config = VAEConfig

@@ -42,13 +42,16 @@ def train(params: Params, prepared_dir: str | Path, model_path: str | Path, hist
     detector.cpu()
     save_detector(detector, model_path, preprocess=read_json(Path(prepared_dir) / "preprocess.json"),
                   seed=params.seed)
-    frame = pd.DataFrame(history).drop(columns=["seconds"], errors="ignore")
-    write_csv(history_path, frame)
+    frame = pd.DataFrame(history, columns=None if history else ["epoch", "loss", "val_loss"])
+    write_csv(history_path, frame.drop(columns=["seconds"], errors="ignore"))
+    epochs = _epoch_metrics(history) if history else {}  # a detector that only remembers has no epochs
+    write_json(metrics_path, {**epochs, "n_parameters": int(n_params), **detector.fit_report})
+    log(f"train: done in {seconds:.1f}s" + (f", best epoch {epochs['best_epoch']}" if history else ""))
+
+
+def _epoch_metrics(history: list[dict]) -> dict:
     final = [r for r in history if r.get("phase") == history[-1].get("phase")]  # e.g. after pretraining
     best = min(final, key=lambda r: r.get("val_loss", r.get("loss", 0.0)))
-    write_json(metrics_path, {"epochs_run": len(history), "best_epoch": int(best["epoch"]),
-                              **{f"final_{k}": float(v) for k, v in history[-1].items()
-                                 if k not in ("epoch", "seconds", "phase")},
-                              "best_val_loss": float(best.get("val_loss", float("nan"))),
-                              "n_parameters": int(n_params), **detector.fit_report})
-    log(f"train: done in {seconds:.1f}s, best epoch {best['epoch']}")
+    return {"epochs_run": len(history), "best_epoch": int(best["epoch"]),
+            **{f"final_{k}": float(v) for k, v in history[-1].items() if k not in ("epoch", "seconds", "phase")},
+            "best_val_loss": float(best.get("val_loss", float("nan")))}

@@ -40,6 +40,9 @@ from ..schema import items, num
 from ..training import FitContext, TrainConfig
 from .base import Detector, FitData, Phase
 from .blocks import ResNetFeatures
+from .catalog import register
+from .memory import kth_distance, register_memory
+from .standardise import location_scale, register_scale, standardised
 
 VIEWS = ("transform", "features", "pixels")
 
@@ -65,6 +68,7 @@ class SSLConfig(TrainConfig):
         return []
 
 
+@register
 class SelfSupervisedKNN(Detector):
     name = "ssl"
     Config = SSLConfig
@@ -81,10 +85,9 @@ class SelfSupervisedKNN(Detector):
         self.net = ResNetFeatures(c, config.channels)
         n_heads = [config.rotations] + ([3, 3] if config.shift else [])
         self.heads = nn.ModuleList(nn.Linear(self.net.out_dim, n) for n in n_heads)
-        self.register_buffer("pixel_memory", torch.zeros(0, c * h * w))
-        self.register_buffer("feature_memory", torch.zeros(0, self.net.out_dim))
-        self.register_buffer("fuse_mean", torch.zeros(len(config.fuse)))
-        self.register_buffer("fuse_std", torch.ones(len(config.fuse)))
+        register_memory(self, "pixel_memory", c * h * w)
+        register_memory(self, "feature_memory", self.net.out_dim)
+        register_scale(self, "fuse", len(config.fuse))
 
     # ---- the self-supervised task -------------------------------------------------------------------
 
@@ -165,17 +168,10 @@ class SelfSupervisedKNN(Detector):
             for name, value in self._views(val[start:start + 512].float()).items():
                 views[name].append(value)
         stats = torch.stack([torch.cat(views[name]) for name in self.config.fuse])
-        self.fuse_mean = stats.mean(1)
-        self.fuse_std = stats.std(1).clamp_min(1e-12) if stats.shape[1] > 1 else torch.ones_like(self.fuse_mean)
+        self.fuse_mean, self.fuse_std = location_scale(stats)
         ctx.log(f"ssl: memory of {len(x)} training images; fused = " + " + ".join(
             f"({n} - {m:.4g}) / {s:.4g}" for n, m, s in zip(self.config.fuse, self.fuse_mean.tolist(),
                                                           self.fuse_std.tolist())))
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for key in ("pixel_memory", "feature_memory"):  # the banks' sizes are known only from the file
-            if prefix + key in state_dict:
-                setattr(self, key, torch.empty_like(state_dict[prefix + key]))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _pixel_features(self, x: torch.Tensor) -> torch.Tensor:
         return gaussian_blur(x, self.config.blur).flatten(1)
@@ -183,19 +179,16 @@ class SelfSupervisedKNN(Detector):
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.net(self.square(x)), dim=1)
 
-    def _distance(self, queries: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
-        return torch.cdist(queries, memory).topk(self.config.k, dim=1, largest=False).values[:, -1]
-
     def _views(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x_rot, labels = self.task(x, random_shift=False)
         logits, feats = self.head_logits(x_rot)
         n = len(x)
         return {"transform": self._nll(logits, labels).view(self.config.rotations, n).mean(0),
-                "features": self._distance(F.normalize(feats[:n], dim=1), self.feature_memory),
-                "pixels": self._distance(self._pixel_features(x), self.pixel_memory)}
+                "features": kth_distance(F.normalize(feats[:n], dim=1), self.feature_memory, self.config.k),
+                "pixels": kth_distance(self._pixel_features(x), self.pixel_memory, self.config.k)}
 
     @torch.no_grad()
     def score(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         views = self._views(x.float())
-        fused = sum((views[name] - m) / s for name, m, s in zip(self.config.fuse, self.fuse_mean, self.fuse_std))
+        fused = sum(standardised([views[name] for name in self.config.fuse], self.fuse_mean, self.fuse_std))
         return {"fused": fused, **views}

@@ -1,0 +1,40 @@
+"""Memory banks: training data a detector remembers instead of (or besides) learning weights, and the
+distances of queries to their nearest remembered rows (``knn``, ``patch_knn``, ``ssl``).
+
+A bank is a 2-D buffer (rows x features) registered empty with :func:`register_memory` and filled by the
+detector's ``fit``; it is saved with the weights under its own name, and a loaded state dict resizes it to
+the stored size (known only from the file) before the values are copied in.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Optional
+
+import torch
+from torch import nn
+
+
+def register_memory(module: nn.Module, name: str, width: int) -> None:
+    """An empty ``name`` buffer of ``width`` columns on ``module``, which loading a state dict resizes."""
+    module.register_buffer(name, torch.zeros(0, width))
+    module.register_load_state_dict_pre_hook(partial(_take_stored_size, name=name))
+
+
+def _take_stored_size(module: nn.Module, state_dict: dict, prefix: str, *_args, name: str) -> None:
+    if prefix + name in state_dict:
+        setattr(module, name, torch.empty_like(state_dict[prefix + name]))
+
+
+def nearest_distances(queries: torch.Tensor, memory: torch.Tensor, k: int,
+                      rows: Optional[int] = None) -> torch.Tensor:
+    """len(queries) x k: each query row's Euclidean distances to its ``k`` nearest memory rows, nearest
+    first; ``rows``: at most that many queries at a time (the distance matrix is rows x len(memory))."""
+    if rows is not None:
+        return torch.cat([nearest_distances(queries[i:i + rows], memory, k) for i in range(0, len(queries), rows)])
+    return torch.cdist(queries, memory).topk(k, dim=1, largest=False).values
+
+
+def kth_distance(queries: torch.Tensor, memory: torch.Tensor, k: int, rows: Optional[int] = None) -> torch.Tensor:
+    """Each query row's distance to its ``k``-th nearest memory row."""
+    return nearest_distances(queries, memory, k, rows)[:, -1]
