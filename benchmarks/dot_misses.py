@@ -5,15 +5,12 @@ corruptions) by what the dot did to the image, and gives the image AUROC of each
 * ``white, touching``: a white dot within 2 px of a stroke (it thickens the stroke or adds a blob to it);
 * ``black``: a black dot inside a stroke or a bright garment (a hole).
 
-    python benchmarks/local.py --setup dot --model patch_knn --keep /tmp/dot-patch-knn --out /tmp/dot.jsonl --table /tmp/dot.md
-    python benchmarks/dot_misses.py /tmp/dot-patch-knn --component patch_max
-    python benchmarks/local.py --setup dot --model fusion --keep /tmp/dot-fusion --out /tmp/dot.jsonl --table /tmp/dot.md
-    python benchmarks/dot_misses.py /tmp/dot-fusion --component fused_mean
+The run is any workspace the pipeline scored with the dot corruption alone, e.g. a `dvc exp run` in this
+repository (its `data/prepared/` and `data/scores/` with `maps.npz`, the true masks)::
 
-(``--out``/``--table`` keep these runs out of the committed benchmarks/local_results.jsonl and local.md.)
-
-The run folder is a pipeline run kept by benchmarks/local.py (``--keep``): prepared/ and scores/ with
-maps.npz (the true masks).
+    dvc exp run -S data.dataset=mnist -S data.protocol=corrupted -S data.normal_classes=all \
+      -S 'data.corruption.types=[dot]' -S model=patch_knn
+    python benchmarks/dot_misses.py . --component patch_max
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ def test_a_typo_in_a_preset_names_the_key(tmp_path):
         presets.load(bad)
 
 
-@pytest.mark.parametrize("name", [p.stem for p in PRESETS if (ROOT / f"benchmarks/results/{p.stem}.jsonl").exists()])
+@pytest.mark.parametrize("name", [p.stem for p in PRESETS if (ROOT / f"docs/results/{p.stem}.md").exists()])
 def test_committed_pages_are_generated_from_the_committed_records(name, tmp_path):
     page = tmp_path / "page.md"
     result = CliRunner().invoke(main, ["bench", str(ROOT / f"benchmarks/{name}.yaml"), "--table-only", "--results",

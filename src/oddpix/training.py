@@ -44,7 +44,9 @@ class FitContext:
     sample_dir: Optional[Path] = None  # where models that draw training samples put them
 
 
-Data = Union[torch.Tensor, tuple]
+# Training data: an image tensor, a tuple of aligned tensors (images, labels, weights ...), or a number of
+# images per epoch that the module draws itself (each step then gets the batch's positions in the epoch).
+Data = Union[torch.Tensor, tuple, int]
 
 
 def optimize(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> float:
@@ -56,14 +58,20 @@ def optimize(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> float:
 
 
 def _to(data: Data, device: torch.device) -> Data:
+    if isinstance(data, int):
+        return data
     return tuple(t.to(device) for t in data) if isinstance(data, tuple) else data.to(device)
 
 
 def _take(data: Data, index) -> Data:
+    if isinstance(data, int):
+        return index
     return tuple(t[index] for t in data) if isinstance(data, tuple) else data[index]
 
 
 def _len(data: Data) -> int:
+    if isinstance(data, int):
+        return data
     return len(data[0]) if isinstance(data, tuple) else len(data)
 
 

@@ -4,7 +4,7 @@ a protocol's normal, anomalous and test images into the train / val / test split
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -12,8 +12,7 @@ from ..errors import OddpixError
 from .idx import RawDataset
 from .splits import Split, class_kinds, labeled, sources
 
-if TYPE_CHECKING:
-    from .protocols import DataConfig
+DataConfig = Any  # oddpix.data.protocols.DataConfig (not imported: protocols imports this module)
 
 
 class LazyAnomalies:

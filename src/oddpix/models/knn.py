@@ -3,7 +3,7 @@
 No training beyond remembering (up to ``max_train``, a seeded random subset of) the normal training
 images; the score ``distance`` is the Euclidean distance to the ``k``-th nearest of them (``mean_of_k:
 true``: the mean distance to the k nearest). A raw-pixel baseline that is hard to beat on the one-class
-benchmarks, so every deep detector should be compared with it (README "Measured accuracy").
+benchmarks, so every deep detector should be compared with it (docs/results/one_class.md).
 
 ``blur``: both the remembered and the scored images are smoothed by a Gaussian of that many pixels
 (standard deviation) first, which makes the distance tolerant to one-pixel misalignments and stroke-width

@@ -17,7 +17,7 @@ image is compared only with its ``G`` nearest of them (Euclidean distance after 
 pixel, as the ``knn`` detector), and the map at a pixel is the smallest distance between the ``patch`` x
 ``patch`` window around it and the same window in one of those ``G`` images, shifted by up to ``shift``
 pixels. A dot on a digit's background is in none of its nearest digits; a stroke that is merely a little
-thicker or displaced is. README "Local anomalies" compares the two ways.
+thicker or displaced is. docs/results/corruptions.md compares the two ways.
 
 Cost: global memory, queries x memory x patch^2 x channels multiply-adds; gallery, a whole-image distance
 to ``max_images`` images plus G x (2 shift + 1)^2 window comparisons per pixel. ``block``: images whose

@@ -21,7 +21,7 @@ one scale and added:
 
 After training, the memory banks (at most ``max_train`` training images, a seeded subset) and the
 standardisation statistics are stored with the weights, so ``oddpix predict`` scores exactly as the
-evaluation did. Measured numbers: README "Measured accuracy".
+evaluation did. Measured numbers: docs/results/one_class.md.
 """
 
 from __future__ import annotations

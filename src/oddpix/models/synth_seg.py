@@ -15,7 +15,7 @@ Anomaly map: the predicted probability per pixel. Score: ``seg_max``, the larges
 pipeline adds ``local_max`` / ``local_topk`` from the smoothed map). An epoch is ``epoch_images`` images
 drawn at random from the training images (so a set of 700 photos and one of 54,000 digits train for the
 same number of steps); early stopping watches the same loss on the validation normals with a fixed draw
-of synthetic anomalies. Measured numbers: README "Local anomalies".
+of synthetic anomalies. Measured numbers: docs/results/tiles.md.
 """
 
 from __future__ import annotations
@@ -183,12 +183,10 @@ class SyntheticSegmentation(MapDetector):
         yield Phase(self.config.epochs)
         self._pool = self._val = self._gen = None
 
-    def train_data(self, data: FitData) -> torch.Tensor:
-        """Placeholders, one per image an epoch trains on: the shared loop sizes an epoch by its training
-        data and hands each step a batch of it, but :meth:`loss` draws the images itself (from ``_gen``), so
-        a step uses only the batch's length. (Handing the loop the images instead would replace those draws
-        by the loop's shuffling and change what is trained on.)"""
-        return torch.zeros(self.config.epoch_images)
+    def train_data(self, data: FitData) -> int:
+        """An epoch is ``epoch_images`` images that :meth:`loss` draws itself (from ``_gen``) from the normal
+        training images, whatever their number: the loop hands each step the batch's positions only."""
+        return self.config.epoch_images
 
     def val_data(self, data: FitData):
         return self._val
