@@ -273,3 +273,70 @@ def test_photos_of_one_object_stay_in_one_split(tmp_path):
     groups.write_text("name,tile\nx,1\n")
     with pytest.raises(OddpixError, match="data.folder.groups: .* needs the columns file and group"):
         make_splits(cfg, {"folder": images}, seed=3)
+
+
+def _png(path, value=None, size=(20, 20), rng=np.random.default_rng(1)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = rng.integers(0, 256, (*size, 3), dtype=np.uint8) if value is None else np.full(size, value, np.uint8)
+    Image.fromarray(img).save(path)
+
+
+def test_the_mvtec_ad_layout_is_read_as_it_comes(tmp_path):
+    root = tmp_path / "bottle"
+    for i in range(12):
+        _png(root / "train/good" / f"{i:03d}.png")
+    for i in range(3):
+        _png(root / "test/good" / f"{i:03d}.png")
+        _png(root / "test/crack" / f"{i:03d}.png")
+        mask = np.zeros((20, 20), np.uint8)
+        mask[2:6, 3:8] = 255
+        Image.fromarray(mask).save(_mkdir(root / "ground_truth/crack") / f"{i:03d}_mask.png")
+    images = load_image_folder(root, 16, 3, warn=lambda m: None)
+    assert images.classes == ("crack", "good") and sorted(set(images.part)) == ["test", "train"]
+    crack = images.y == images.classes.index("crack")
+    assert crack.sum() == 3 and images.masks[crack].any(axis=(1, 2)).all() and not images.masks[~crack].any()
+    splits = make_splits(data_cfg(dataset="folder", protocol="folder", normal_classes=["good"],
+                                  folder={"root": str(root), "image_size": 16}), {"folder": images}, seed=0)
+    assert len(splits["test"]) == 6 and splits["test"].y.sum() == 3 and len(splits["train"]) + len(splits["val"]) == 12
+    assert "ground_truth" not in " ".join(images.files)
+
+
+def _mkdir(path):
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def test_the_mvtec_3d_layout_reads_rgb_images_and_gt_masks_only(tmp_path):
+    root = tmp_path / "cookie"
+    for split, cls, n in (("train", "good", 10), ("validation", "good", 4), ("test", "good", 3), ("test", "hole", 3)):
+        for i in range(n):
+            _png(root / split / cls / "rgb" / f"{i:03d}.png")
+            (_mkdir(root / split / cls / "xyz") / f"{i:03d}.tiff").write_bytes(b"II*\x00 not read")
+            if split == "test":
+                _png(root / split / cls / "gt" / f"{i:03d}.png", value=255 if cls == "hole" else 0)
+    images = load_image_folder(root, 16, 3, warn=lambda m: pytest.fail(f"warned: {m}"))
+    assert len(images.y) == 20 and all("/rgb/" in f for f in images.files)
+    assert list(np.unique(images.part)) == ["test", "train", "val"]
+    hole = images.y == images.classes.index("hole")
+    assert images.masks[hole].all() and not images.masks[~hole].any()
+
+
+def test_a_flat_folder_with_a_labels_csv(tmp_path):
+    root = tmp_path / "cells"
+    for i in range(8):
+        _png(root / "images" / f"cell{i:04d}.png")
+    (root / "labels.csv").write_text("file,label,extra\n" + "".join(
+        f"images/cell{i:04d}.png,{'defect' if i < 2 else 'ok'},x\n" for i in range(8)) + "images/gone.png,ok,x\n")
+    warnings = []
+    images = load_image_folder(root, 16, 1, warn=warnings.append)  # labels.csv found by itself
+    assert images.classes == ("defect", "ok") and list(images.y) == [0, 0, 1, 1, 1, 1, 1, 1]
+    assert images.files[0] == "images/cell0000.png" and any("images/gone.png" in w for w in warnings)
+    (root / "elpv_labels.txt").write_text("".join(f"images/cell{i:04d}.png  {1.0 if i % 2 else 0.0}  mono\n"
+                                                  for i in range(8)))  # no header, spaces (as ELPV ships it)
+    spaced = load_image_folder(root, 16, 1, warn=lambda m: None, labels_csv="elpv_labels.txt")
+    assert spaced.classes == ("0.0", "1.0") and list(spaced.y) == [0, 1] * 4
+    with pytest.raises(OddpixError, match="no file .* names is under"):
+        (root / "bad.csv").write_text("file,label\nnowhere.png,ok\n")
+        load_image_folder(root, 16, 1, labels_csv=root / "bad.csv")
+    raw = parse_params({"data": {"folder": {"labels": "elpv_labels.txt"}}})
+    assert raw.data.folder.labels == "elpv_labels.txt"

@@ -18,6 +18,14 @@ one-class benchmarks) instead of splitting it by ``test_fraction`` like the norm
 
 A root holding only ``images/`` and ``masks/`` (``images/<class>/<name>.jpg`` beside
 ``masks/<class>/<name>.png``, as the magnetic-tile defect set comes) reads its classes from ``images/``.
+
+The layouts public benchmarks come in are read as they are: MVTec AD (``train/good/``, ``test/<defect>/``,
+masks in ``ground_truth/<defect>/<name>_mask.png``), MVTec 3D-AD (``<split>/<class>/rgb/<name>.png`` with its
+mask in ``<split>/<class>/gt/<name>.png``; the point clouds beside them are not read; ``validation/`` is the
+validation split), and a flat folder of images with a labels table (``labels``: a CSV naming each image's
+file, relative to the root, and its class; columns ``file`` and ``label`` by name, else the first two;
+commas, semicolons, tabs or spaces; a ``labels.csv`` in a root with fewer than two sub-folders is found by
+itself).
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ class FolderConfig:
     given_split: str = choice("use", ("use", "merge"))
     anomalies: str = choice("split", ("split", "test"))  # test: every anomalous-class image is a test image
     groups: Optional[str] = None  # CSV (columns file, group): images of one group stay in one split
+    labels: Optional[str] = None  # CSV (columns file, label) of a flat image folder: each image's class
 
     def problems(self) -> list[tuple[str, str]]:
         if self.channels == 2:
@@ -79,6 +88,8 @@ SYSTEM_FILES = {"thumbs.db", "desktop.ini", "ehthumbs.db"}  # (and every name st
 # the sub-folders of a folder that comes split, and the split each one feeds
 SPLIT_FOLDERS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                  "test": "test", "testing": "test"}
+MASK_FOLDERS = ("masks", "ground_truth")  # beside the classes: pixel truth (ours, MVTec AD's), never a class
+IMAGE_SUBFOLDER, MASK_SUBFOLDER = "rgb", "gt"  # MVTec 3D-AD: <class>/rgb/ images, <class>/gt/ their masks
 MAX_PIXELS = 64_000_000  # a larger image is refused before it is decoded (PIL's decompression-bomb bound)
 
 
@@ -136,7 +147,7 @@ def _load_one(path: Path, size: int, channels: int, nearest: bool = False) -> Op
 def _class_folders(root: Path) -> tuple[Path, list[tuple[str, Path]], bool]:
     """(the folder the classes' paths are relative to, (split part or "", class folder) pairs, whether the
     folder comes split into train/valid/test)."""
-    top = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name != "masks")
+    top = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name not in MASK_FOLDERS)
     classes_root = root
     if [d.name for d in top] == ["images"] and (root / "masks").is_dir():  # <root>/{images,masks}/<class>/
         classes_root = root / "images"
@@ -159,10 +170,12 @@ def _class_folders(root: Path) -> tuple[Path, list[tuple[str, Path]], bool]:
 
 def _image_files(root: Path, groups: list[tuple[str, Path]], classes: list[str]
                  ) -> tuple[list[Path], list[int], list[str], list[str]]:
-    """(files, class index of each, split part of each, hidden or system files not read)."""
+    """(files, class index of each, split part of each, hidden or system files not read). A class folder
+    with an ``rgb/`` sub-folder (MVTec 3D-AD) has its images there and nothing else of it is read."""
     files, labels, parts, system = [], [], [], []
     for part, d in groups:
-        for f in sorted(p for p in d.rglob("*") if p.is_file()):
+        where = d / IMAGE_SUBFOLDER if (d / IMAGE_SUBFOLDER).is_dir() else d
+        for f in sorted(p for p in where.rglob("*") if p.is_file()):
             if f.name.startswith(".") or f.name.lower() in SYSTEM_FILES:  # .DS_Store, Thumbs.db: not read
                 system.append(str(f.relative_to(root)))
                 continue
@@ -172,35 +185,60 @@ def _image_files(root: Path, groups: list[tuple[str, Path]], classes: list[str]
     return files, labels, parts, system
 
 
-def _read_masks(root: Path, relative: list[Path], image_size: int, workers: int) -> np.ndarray:
-    """The mask of each image from ``root/masks/<class>/<path>/<name>.png`` (none marked where it is missing)."""
+def _mask_candidates(root: Path, classes_root: Path, file: Path) -> list[Path]:
+    """Where the mask of image ``file`` may be: ``masks/<class>/<path>/<name>.png`` (relative to the classes'
+    folder), MVTec AD's ``ground_truth/<class>/<name>_mask.png`` and MVTec 3D-AD's ``<class>/gt/<name>.png``."""
+    rel = file.relative_to(classes_root)
+    out = [(root / "masks" / rel).with_suffix(".png")]
+    if len(rel.parts) >= 2:
+        out.append(root / "ground_truth" / rel.parts[-2] / f"{file.stem}_mask.png")
+    if file.parent.name == IMAGE_SUBFOLDER:
+        out.append((file.parent.parent / MASK_SUBFOLDER / file.name).with_suffix(".png"))
+    return out
+
+
+def _has_masks(root: Path, files: list[Path]) -> bool:
+    return any((root / m).is_dir() for m in MASK_FOLDERS) or any(
+        f.parent.name == IMAGE_SUBFOLDER and (f.parent.parent / MASK_SUBFOLDER).is_dir() for f in files)
+
+
+def _read_masks(root: Path, classes_root: Path, files: list[Path], image_size: int, workers: int) -> np.ndarray:
+    """The mask of each image (:func:`_mask_candidates`; none marked where there is none)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    def mask_of(rel: Path) -> np.ndarray:
-        path = (root / "masks" / rel).with_suffix(".png")
-        if not path.exists():
+    def mask_of(file: Path) -> np.ndarray:
+        path = next((p for p in _mask_candidates(root, classes_root, file) if p.exists()), None)
+        if path is None:
             return np.zeros((image_size, image_size), dtype=bool)
         m = _load_one(path, image_size, 1, nearest=True)
         if m is None:
             raise OddpixError(f"{path} is not a readable mask image")
         return m[..., 0] > 127
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return np.stack(list(pool.map(mask_of, relative)))
+        return np.stack(list(pool.map(mask_of, files)))
 
 
 def load_image_folder(root: str | Path, image_size: int, channels: int, warn=print,
-                      workers: int = 4) -> FolderImages:
-    """Read ``root/<class>/**/<image>``; a file that is not a readable image is skipped with a warning
-    naming it. Decoding runs in a thread pool (PIL releases the GIL while decoding)."""
+                      workers: int = 4, labels_csv: Optional[str | Path] = None) -> FolderImages:
+    """Read ``root/<class>/**/<image>`` (or the files a labels CSV names); a file that is not a readable
+    image is skipped with a warning naming it. Decoding runs in a thread pool (PIL releases the GIL)."""
     from concurrent.futures import ThreadPoolExecutor
 
     root = Path(root).expanduser()
     if not root.is_dir():
         raise OddpixError(f"data.folder.root: {root} is not a folder; it should hold one sub-folder of images "
                           "per class (e.g. cell_images/Parasitized, cell_images/Uninfected)")
-    classes_root, groups, split_layout = _class_folders(root)
-    classes = sorted({d.name for _, d in groups})
-    files, labels, parts, system = _image_files(root, groups, classes)
+    labels_csv = labels_csv or _default_labels(root)
+    if labels_csv is not None:
+        classes_root, split_layout = root, False
+        files, labels, classes, missing = _labelled_files(root, labels_csv)
+        parts, system = [""] * len(files), []
+        if missing:
+            warn(f"warning: {len(missing)} file(s) the labels name are not under {root} (e.g. {missing[0]})")
+    else:
+        classes_root, groups, split_layout = _class_folders(root)
+        classes = sorted({d.name for _, d in groups})
+        files, labels, parts, system = _image_files(root, groups, classes)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         images = list(pool.map(lambda f: _load_one(f, image_size, channels), files))
     unreadable = [str(f.relative_to(root)) for f, img in zip(files, images) if img is None]
@@ -208,13 +246,13 @@ def load_image_folder(root: str | Path, image_size: int, channels: int, warn=pri
         warn(f"warning: skipping {root / name}: not a readable image")
     if system:
         warn(f"note: skipped {len(system)} hidden or system file(s) (e.g. {system[0]})")
-    skipped = unreadable + system
+    skipped = unreadable + system + (missing if labels_csv is not None else [])
     ok = [i for i, img in enumerate(images) if img is not None]
     if not ok:
         raise OddpixError(f"data.folder.root: no readable images under {root}")
     x = np.stack([images[i] for i in ok])
-    relative = [files[i].relative_to(classes_root) for i in ok]
-    masks = _read_masks(root, relative, image_size, workers) if (root / "masks").is_dir() else None
+    kept = [files[i] for i in ok]
+    masks = _read_masks(root, classes_root, kept, image_size, workers) if _has_masks(root, kept) else None
     return FolderImages(x, np.asarray(labels, dtype=np.int64)[ok], tuple(classes),
                         np.asarray([str(files[i].relative_to(root)) for i in ok]), skipped, masks,
                         np.asarray(parts)[ok] if split_layout else None)
@@ -244,3 +282,54 @@ def read_groups(path: str | Path, files: np.ndarray) -> np.ndarray:
 
 def _subfolders(d: Path) -> list[Path]:
     return [c for c in d.iterdir() if c.is_dir() and not c.name.startswith(".")]
+
+
+def _default_labels(root: Path) -> Optional[Path]:
+    """``root/labels.csv`` when the root has fewer than two class folders (images flat in the root or in one
+    folder such as ``images/``, their classes in the table)."""
+    candidate = root / "labels.csv"
+    if not candidate.is_file():
+        return None
+    folders = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name not in MASK_FOLDERS]
+    return candidate if len(folders) < 2 else None
+
+
+def _labels_table(path: Path) -> list[tuple[str, str]]:
+    """(file, label) rows of a labels CSV: the columns ``file`` and ``label`` by name, else the first two."""
+    import csv
+
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise OddpixError(f"data.folder.labels: cannot read {path}: {exc.strerror or exc}") from None
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise OddpixError(f"data.folder.labels: {path} is empty")
+    delimiter = next((d for d in (",", ";", "\t") if d in lines[0]), None)
+    rows = list(csv.reader(lines, delimiter=delimiter)) if delimiter else [line.split() for line in lines]
+    head = [c.strip().lower() for c in rows[0]]
+    if "file" in head and "label" in head:
+        i, j = head.index("file"), head.index("label")
+        rows = rows[1:]
+    else:
+        i, j = 0, 1
+    bad = next((n for n, r in enumerate(rows) if len(r) <= max(i, j)), None)
+    if bad is not None:
+        raise OddpixError(f"data.folder.labels: {path} line {bad + 1} has no label; expected file and label columns")
+    return [(r[i].strip(), r[j].strip()) for r in rows]
+
+
+def _labelled_files(root: Path, labels_csv: str | Path) -> tuple[list[Path], list[int], list[str], list[str]]:
+    """(the images a labels CSV names, their class indices, the classes (the labels, sorted), the named
+    files that do not exist)."""
+    path = Path(labels_csv).expanduser()
+    path = path if path.is_absolute() or path.exists() else root / path
+    table = _labels_table(path)
+    classes = sorted({label for _, label in table})
+    missing = [f for f, _ in table if not (root / f).is_file()]
+    if len(missing) == len(table):
+        raise OddpixError(f"data.folder.labels: no file {path} names is under {root} (e.g. {missing[0]}); the "
+                          "files are paths relative to data.folder.root")
+    table = [(f, label) for f, label in table if (root / f).is_file()]
+    classes = sorted({label for _, label in table})
+    return [root / f for f, _ in table], [classes.index(label) for _, label in table], classes, missing

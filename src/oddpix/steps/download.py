@@ -24,7 +24,7 @@ def download(params: Params, out_dir: str | Path, cache_dir: str | Path = "data/
     for name in params.data.datasets():
         if name == "folder":
             f = params.data.folder
-            images = load_image_folder(f.root, f.image_size, f.channels, warn=log)
+            images = load_image_folder(f.root, f.image_size, f.channels, warn=log, labels_csv=f.labels)
             write_npz(out_dir / "folder.npz", **images.arrays())
             counts = ", ".join(f"{c} {int((images.y == k).sum())}" for k, c in enumerate(images.classes))
             log(f"folder: {len(images.y)} images ({counts}) from {f.root} at {f.image_size}x{f.image_size}, "
