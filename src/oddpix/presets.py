@@ -194,10 +194,10 @@ def _sweep(preset: Preset, params_raw: dict, engine: str, reports: Path, models:
         wall = time.perf_counter() - start
     if dry_run or not result.ran:
         return result, None
-    ran = [r for r in result.records.values() if r.get("status") == "ok" and isinstance(r.get("seconds"), float)]
+    ran = [r for c, r in result.records.items() if c not in result.reused_cells and r.get("status") == "ok"]
     cpus = engine_options.get("cpus_per_cell", 1.0)
     return result, {"engine": engine, "cells": result.ran, "wall_s": round(wall, 1),
-                    "cells_s": round(sum(r["seconds"] for r in ran), 1),
+                    "cells_s": round(sum(r.get("seconds", 0.0) for r in ran), 1),
                     "at_once": "1" if engine == "local" else f"{cpus:g} CPU(s) per cell",
                     "machine": machine(str(base.get("device", "cpu")))}
 

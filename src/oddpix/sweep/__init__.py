@@ -73,7 +73,11 @@ class Progress:
 class SweepResult:
     records: dict[Cell, dict]
     ran: int
-    reused: int
+    reused_cells: frozenset  # the cells finished before, whose records were reused
+
+    @property
+    def reused(self) -> int:
+        return len(self.reused_cells)
 
     @property
     def failed(self) -> list[Cell]:
@@ -97,7 +101,7 @@ def run_sweep(base_raw: dict, cells: Sequence[Cell], reports: str | Path, engine
             log(f"invalid: {cell}: {message}")
         for cell in p.todo:
             log(f"would run: {cell}" + (f"  (dvc {' '.join(cell.dvc_args())})" if engine == "dvc" else ""))
-        return SweepResult(records, 0, len(p.done))
+        return SweepResult(records, 0, frozenset(p.done))
     bar = Progress(len(cells), len(p.done), enabled=progress)
     commit = git_commit()
     try:
@@ -116,4 +120,4 @@ def run_sweep(base_raw: dict, cells: Sequence[Cell], reports: str | Path, engine
         runner(p, finish, address=address, cpus_per_cell=cpus_per_cell, gpus_per_cell=gpus_per_cell)
     finally:
         bar.close()
-    return SweepResult(records, len(p.todo), len(p.done))
+    return SweepResult(records, len(p.todo), frozenset(p.done))
