@@ -90,3 +90,8 @@ def test_a_preset_runs_its_cells_once_and_writes_its_page(tmp_path, monkeypatch)
     assert len(results_page.read_records("r.runs.jsonl")) == 1  # nothing ran: no second run summary
     assert (tmp_path / "page.md").read_text() == text
     assert json.loads(Path("r.jsonl").read_text().splitlines()[0])["cell"]["dataset"] == "fashion_mnist"
+
+    only = CliRunner().invoke(main, [*args, "--rerun", "--dry-run", "--only", "fashion_mnist/knn/c0-s43*,*/cae/c1-s42*"])
+    assert only.exit_code == 0, only.output
+    assert "sweep: 2 cells" in only.output and "would run: fashion_mnist/knn/c0-s43" in only.output
+    assert "would run: fashion_mnist/cae/c1-s42" in only.output and "knn/c0-s42" not in only.output

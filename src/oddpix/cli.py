@@ -146,6 +146,8 @@ def leaderboard(models, classes, dataset, seeds, extra, metric, engine, address,
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: one cell after another in this process; ray: cells in parallel (local Ray or --address)")
 @click.option("--models", default="", help="only these detectors of the preset (comma-separated)")
+@click.option("--only", default="", help="only the cells whose name (as --dry-run prints it) matches one of these "
+              "comma-separated patterns, e.g. 'folder/draem/*-s42-*'")
 @click.option("--params", "params_file", default="params.yaml", show_default=True, help="the params under the overlay")
 @click.option("--results", default=None, help="records file (default: benchmarks/results/<preset>.jsonl)")
 @click.option("--page", default=None, help="the page written (default: docs/results/<preset>.md)")
@@ -157,7 +159,7 @@ def leaderboard(models, classes, dataset, seeds, extra, metric, engine, address,
 @click.option("--rerun", is_flag=True, help="run every cell again, finished or not (e.g. to time an engine)")
 @click.option("--dry-run", is_flag=True, help="say which cells would run; run nothing")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def bench(preset, engine, models, params_file, results, page, reports, address, cpus_per_cell, gpus_per_cell,
+def bench(preset, engine, models, only, params_file, results, page, reports, address, cpus_per_cell, gpus_per_cell,
           table_only, rerun, dry_run, quiet):
     """Run the benchmark PRESET (a file such as benchmarks/tiles.yaml: a params overlay and its cells).
 
@@ -170,6 +172,7 @@ def bench(preset, engine, models, params_file, results, page, reports, address, 
     try:
         _, failed = presets.run(preset, read_raw_params(params_file), engine, results=results, page=page,
                                 reports=reports, models=[m.strip() for m in models.split(",") if m.strip()],
+                                only=[p.strip() for p in only.split(",") if p.strip()],
                                 table_only=table_only, dry_run=dry_run, rerun=rerun,
                                 log=lambda m: click.echo(m, err=True),
                                 address=address, cpus_per_cell=cpus_per_cell, gpus_per_cell=gpus_per_cell,

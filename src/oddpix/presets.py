@@ -14,6 +14,7 @@ data sets).
 from __future__ import annotations
 
 import copy
+import fnmatch
 import os
 import re
 from dataclasses import dataclass, field
@@ -171,8 +172,8 @@ def cells(preset: Preset, base: dict) -> list:
     return out
 
 
-def _sweep(preset: Preset, params_raw: dict, engine: str, reports: Path, models: Sequence[str], rerun: bool,
-           dry_run: bool, log: Callable[[str], None], engine_options: dict):
+def _sweep(preset: Preset, params_raw: dict, engine: str, reports: Path, models: Sequence[str], only: Sequence[str],
+           rerun: bool, dry_run: bool, log: Callable[[str], None], engine_options: dict):
     """Run the preset's cells; returns the sweep's result and a summary of this run (None when nothing ran)."""
     import tempfile
     import time
@@ -184,7 +185,8 @@ def _sweep(preset: Preset, params_raw: dict, engine: str, reports: Path, models:
         raise OddpixError(f"--engine: {engine!r}; presets run in-process: valid choices: local, ray")
     work = (reports / preset.name / "work").resolve()
     base = base_params(preset, params_raw, work)
-    todo = [c for c in cells(preset, base) if not models or c.model in models]
+    todo = [c for c in cells(preset, base) if (not models or c.model in models)
+            and (not only or any(fnmatch.fnmatchcase(str(c), pattern) for pattern in only))]
     if not dry_run:
         prepare(preset, work, log)
     with tempfile.TemporaryDirectory(prefix="oddpix-rerun-") as fresh:
@@ -204,7 +206,7 @@ def _sweep(preset: Preset, params_raw: dict, engine: str, reports: Path, models:
 
 def run(path: str | Path, params_raw: dict, engine: str = "local", *, results: Optional[str] = None,
         page: Optional[str] = None, reports: str = "reports/bench", models: Sequence[str] = (),
-        table_only: bool = False, dry_run: bool = False, rerun: bool = False, log: Callable[[str], None] = print,
+        only: Sequence[str] = (), table_only: bool = False, dry_run: bool = False, rerun: bool = False, log: Callable[[str], None] = print,
         **engine_options) -> tuple[str, list[str]]:
     """Run a preset's unfinished cells (every cell with ``rerun``), keep the records in its results file and
     a summary of the run beside it (``<results>.runs.jsonl``), write its page; returns the page's Markdown
@@ -218,7 +220,7 @@ def run(path: str | Path, params_raw: dict, engine: str = "local", *, results: O
     kept, runs = results_page.read_records(results), results_page.read_records(runs_file)
     failed: list[str] = []
     if not table_only:
-        result, summary = _sweep(preset, params_raw, engine, Path(reports), models, rerun, dry_run, log,
+        result, summary = _sweep(preset, params_raw, engine, Path(reports), models, only, rerun, dry_run, log,
                                  engine_options)
         if dry_run:
             return "", []
