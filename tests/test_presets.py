@@ -95,3 +95,31 @@ def test_a_preset_runs_its_cells_once_and_writes_its_page(tmp_path, monkeypatch)
     assert only.exit_code == 0, only.output
     assert "sweep: 2 cells" in only.output and "would run: fashion_mnist/knn/c0-s43" in only.output
     assert "would run: fashion_mnist/cae/c1-s42" in only.output and "knn/c0-s42" not in only.output
+
+
+def test_two_runs_of_one_preset_at_once_keep_each_others_records(tmp_path, monkeypatch):
+    import oddpix.sweep as sweep
+
+    monkeypatch.chdir(tmp_path)
+    preset = tmp_path / "tiny.yaml"
+    preset.write_text(yaml.safe_dump({
+        "title": "Tiny", "base": "defaults", "prepare": {"patterns": {}},
+        "params": {"device": "cpu", "data": {"mirror": "${work}/mirror", "checksums": "mirror", "download": False},
+                   "models": {"knn": TINY_MODELS["knn"]}},
+        "datasets": ["fashion_mnist"], "models": ["knn"], "classes": [0, 1]}))
+    other = {"cell": {"dataset": "fashion_mnist", "model": "knn", "cls": 7, "seed": 42, "settings": []},
+             "status": "ok", "metrics": {"auroc": 0.5}}
+    real = sweep.run_sweep
+
+    def meanwhile(*args, **kwargs):  # another run of the preset finishes a cell while this one runs
+        out = real(*args, **kwargs)
+        results_page.write_records("r.jsonl", [other])
+        results_page.write_records("r.runs.jsonl", [{"engine": "local", "cells": 1, "at_once": "1", "wall_s": 1.0,
+                                                  "cells_s": 1.0, "machine": "CPU"}])
+        return out
+
+    monkeypatch.setattr(sweep, "run_sweep", meanwhile)
+    presets.run(preset, {}, results="r.jsonl", page="page.md", only=["*/c0-*"], log=lambda m: None, progress=False)
+    cells = [r["cell"]["cls"] for r in results_page.read_records("r.jsonl")]
+    assert sorted(cells) == [0, 7]  # its own cell (only c0) and the other run's
+    assert len(results_page.read_records("r.runs.jsonl")) == 2

@@ -225,10 +225,12 @@ def run(path: str | Path, params_raw: dict, engine: str = "local", *, results: O
         if dry_run:
             return "", []
         failed = [f"{c}: {result.records[c].get('error')}" for c in result.failed]
-        kept = results_page.merge_records(kept, [results_page.compact(r) for r in result.records.values()])
+        # read again: another run of this preset may have added records while this one ran
+        kept = results_page.merge_records(results_page.read_records(results),
+                                          [results_page.compact(r) for r in result.records.values()])
         results_page.write_records(results, kept)
         if summary:
-            runs.append(summary)
+            runs = [*results_page.read_records(runs_file), summary]
             results_page.write_records(runs_file, runs)
     text = results_page.write_page(preset, kept, runs, results, page)
     log(f"written: {page} ({len(kept)} records in {results})")
