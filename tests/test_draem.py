@@ -50,6 +50,7 @@ def test_draem_learns_to_find_and_locate_small_defects(tmp_path, tiny_params):
     metrics = run_pipeline(params, tmp_path / "run")
     assert metrics["component"] == "mean_max" and metrics["auroc"] > 0.85
     assert metrics["pixel_auroc"] > 0.85
+    assert metrics["auroc_memory_max"] > 0.8  # the memory of the network's own patch features finds them too
     assert (tmp_path / "run" / "plots" / "images" / "reconstructions.png").exists()
 
 
@@ -76,3 +77,23 @@ def test_draem_trains_on_crops_and_scores_whole_images():
         assert "models.draem.crop: 64" in str(exc)
     else:
         raise AssertionError("a crop larger than the image was accepted")
+
+
+def test_draem_remembers_training_patch_features_and_maps_their_distances():
+    from oddpix.models.base import FitData
+    from oddpix.models.draem import Draem, DraemConfig
+    from oddpix.training import FitContext
+
+    cfg = DraemConfig(recon_channels=[4, 8], seg_channels=[4, 8], epochs=1, epoch_images=8, memory=50, map="memory")
+    det = Draem(cfg, (1, 16, 16))
+    x = torch.rand(30, 1, 16, 16)
+    det.fit(FitData(x, torch.rand(4, 1, 16, 16)),
+            FitContext(torch.device("cpu"), torch.Generator().manual_seed(0), log=lambda _m: None, progress=False))
+    assert det.patch_memory.shape == (50, 8) and det.level == 1
+    every = det._features(x).permute(0, 2, 3, 1).flatten(0, 2)
+    gap = (det.patch_memory[:, None] - every[None]).abs().amax(-1).amin(1)
+    assert gap.max() < 1e-5  # each one is a training patch's feature
+    scores, maps = det.score_and_map(x[:3])
+    assert maps.shape == (3, 16, 16) and scores["memory_max"].shape == (3,)
+    far = det.score(x[:3] + 5.0)["memory_max"]
+    assert (far > scores["memory_max"]).all()  # far from the training images, far from the memory

@@ -11,7 +11,11 @@ network has its cue; what it learns is "this region does not belong", not any te
 Anomaly map: the predicted probability per pixel (averaged with the map of the mirrored image when
 ``test_flip``). Scores: ``mean_max``, the largest value of the map after a ``smooth`` x ``smooth`` mean
 filter (DRAEM's image score; ``smooth: 0`` picks about a twelfth of the image side, as DRAEM's 21 px at
-256), and ``seg_max``, the largest raw value. ``reconstruct: false`` drops the reconstructive network
+256), ``seg_max``, the largest raw value, and ``memory_max`` (PatchCore on the network's own features,
+Roth et al. 2022): after training, ``memory`` patch features of the training images (the discriminative
+encoder's ``memory_level`` scale, each averaged over its 3x3 neighbourhood; a seeded random subset of
+them) are kept with the weights, and a test patch scores its distance to the nearest one; ``map: memory``
+makes that distance map (upsampled to the image) the anomaly map. ``reconstruct: false`` drops the reconstructive network
 (the discriminative one then sees the image alone), which measures what it adds. An epoch is
 ``epoch_images`` images drawn from the training images; early stopping watches the same loss on the
 validation normals with one fixed draw of synthetic anomalies.
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Iterator, Literal, Optional
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +36,7 @@ from ..schema import items, num
 from ..training import FitContext, TrainConfig, optimize
 from .base import FitData, MapDetector, Phase
 from .catalog import register
+from .memory import kth_distance, register_memory
 from .synth_seg import UNet, _block
 from .synthetic_anomalies import SOURCES, paste
 
@@ -52,6 +57,9 @@ class DraemConfig(TrainConfig):
     flip: bool = False                         # also train on mirrored normal images (surfaces, cells; not digits)
     crop: int = num(0, ge=0)                   # train on random crops of this side (0: whole images); scores see whole images
     test_flip: bool = False                    # average the map with that of the mirrored image
+    memory: int = num(10000, ge=1)             # training patch features kept for memory_max (a seeded random subset)
+    memory_level: int = num(-1, ge=-8)         # the encoder scale they come from (-1: the deepest)
+    map: Literal["segmentation", "memory"] = "segmentation"  # the anomaly map: predicted mask or memory distances
     epoch_images: int = num(2048, ge=1)
     epochs: int = num(20, ge=1)
     batch_size: int = num(16, ge=1)
@@ -107,7 +115,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor, span: float, window: int = 7, sigma: 
 class Draem(MapDetector):
     name = "draem"
     Config = DraemConfig
-    score_components = ("mean_max", "seg_max")
+    score_components = ("mean_max", "seg_max", "memory_max")
 
     def __init__(self, config: DraemConfig, input_shape: tuple[int, int, int]):
         super().__init__(config, input_shape)
@@ -119,6 +127,12 @@ class Draem(MapDetector):
                               f"image side {min(h, w)}")
         self.recon = ReconNet(c, list(config.recon_channels)) if config.reconstruct else None
         self.seg = UNet(2 * c if config.reconstruct else c, list(config.seg_channels))
+        levels = len(config.seg_channels)
+        if not -levels <= config.memory_level < levels:
+            raise OddpixError(f"models.draem.memory_level: {config.memory_level} is not a scale of seg_channels "
+                              f"{list(config.seg_channels)}; valid: {-levels} .. {levels - 1}")
+        self.level = config.memory_level % levels
+        register_memory(self, "patch_memory", int(config.seg_channels[self.level]))
         self.register_buffer("data_range", torch.tensor([0.0, 1.0]))  # the training pixels' 1 %-99 % quantiles
         self._pool: Optional[torch.Tensor] = None
         self._gen: Optional[torch.Generator] = None
@@ -175,6 +189,10 @@ class Draem(MapDetector):
                 f"synthetic anomalies from {', '.join(self.config.sources)} in {self.config.anomaly_share:.0%}")
         yield Phase(self.config.epochs)
         self._pool = self._val = self._gen = None
+        self.eval()
+        self.patch_memory = self._remember(x, torch.Generator(device=ctx.device).manual_seed(seed + 2))
+        ctx.log(f"draem: {len(self.patch_memory)} training patch features remembered (scale {self.level}, "
+                f"{self.patch_memory.shape[1]} channels)")
 
     def train_data(self, data: FitData) -> int:
         return self.config.epoch_images
@@ -223,6 +241,41 @@ class Draem(MapDetector):
     # ---- scoring -------------------------------------------------------------------------------------
 
     @torch.no_grad()
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        """N x C x h x w: the discriminative encoder's features at ``level``, each averaged with its 3x3
+        neighbours (PatchCore's local aggregation)."""
+        h = torch.cat([x, self.recon(x)], 1) if self.recon is not None else x
+        for i, block in enumerate(self.seg.down[: self.level + 1]):
+            h = block(F.max_pool2d(h, 2, ceil_mode=True) if i else h)
+        return F.avg_pool2d(h, 3, 1, 1, count_include_pad=False)
+
+    @torch.no_grad()
+    def _remember(self, x: torch.Tensor, g: torch.Generator, batch: int = 64) -> torch.Tensor:
+        """``memory`` patch features drawn at random (without replacement) from every training image's,
+        extracted a batch at a time (the features of all images at once are never held)."""
+        first = self._features(x[:1].float())
+        per_image = first.shape[2] * first.shape[3]
+        total = len(x) * per_image
+        pick = torch.randperm(total, generator=g, device=x.device)[: self.config.memory].sort().values
+        rows = []
+        for start in range(0, len(x), batch):
+            inside = pick[(pick >= start * per_image) & (pick < (start + batch) * per_image)] - start * per_image
+            if len(inside):
+                f = self._features(x[start:start + batch].float()).permute(0, 2, 3, 1).flatten(0, 2)
+                rows.append(f[inside])
+        return torch.cat(rows)
+
+    @torch.no_grad()
+    def _memory_map(self, x: torch.Tensor) -> torch.Tensor:
+        """N x h x w: each patch feature's distance to the nearest remembered one (zeros before training
+        has filled the memory)."""
+        f = self._features(x)
+        n, _, h, w = f.shape
+        if not len(self.patch_memory):
+            return f.new_zeros(n, h, w)
+        return kth_distance(f.permute(0, 2, 3, 1).flatten(0, 2), self.patch_memory, 1, rows=4096).view(n, h, w)
+
+    @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> Optional[torch.Tensor]:
         return None if self.recon is None else self.recon(x.float())
 
@@ -240,4 +293,9 @@ class Draem(MapDetector):
             maps = (maps + self._map(x.flip(-1)).flip(-1)) / 2
         k = self.smooth
         smoothed = F.avg_pool2d(maps[:, None], k, 1, k // 2, count_include_pad=False)[:, 0]
-        return {"mean_max": smoothed.flatten(1).amax(1), "seg_max": maps.flatten(1).amax(1)}, maps
+        distances = self._memory_map(x)
+        scores = {"mean_max": smoothed.flatten(1).amax(1), "seg_max": maps.flatten(1).amax(1),
+                  "memory_max": distances.flatten(1).amax(1)}
+        if self.config.map == "memory":
+            maps = F.interpolate(distances[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        return scores, maps
