@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 # set, else torchvision downloads them.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test test-fast bench clean-venv
+.PHONY: setup repro test test-fast bench photos clean-venv
 
 setup: $(VENV)/.installed
 
@@ -34,6 +34,19 @@ test-fast: setup
 PRESET ?= benchmarks/fingerprint.yaml
 bench: setup
 	oddpix bench $(PRESET)
+
+# Real photos: ROOT an image folder (a sub-folder per class, a train/ test/ split, MVTec AD's layout or a
+# flat folder with labels.csv), NORMAL its normal class; one DVC experiment with the real-photo settings.
+ROOT ?=
+NORMAL ?= good
+CHANNELS ?= 3
+MODEL ?= patch_knn
+PHOTO_SETTINGS ?= -S preprocess.normalize=local
+photos: setup
+	@test -n "$(ROOT)" || { echo "error: make photos needs ROOT=<image folder> (and NORMAL=<its normal class>, default good)" >&2; exit 2; }
+	@test -d "$(ROOT)" || { echo "error: ROOT=$(ROOT) is not a folder" >&2; exit 2; }
+	dvc exp run -S data.dataset=folder -S data.protocol=folder -S 'data.folder.root=$(abspath $(ROOT))' \
+	  -S 'data.normal_classes=[$(NORMAL)]' -S data.folder.channels=$(CHANNELS) -S model=$(MODEL) $(PHOTO_SETTINGS)
 
 clean-venv:
 	rm -rf $(VENV)
