@@ -1,6 +1,7 @@
 """Network pieces the detectors share: a conv encoder to a flat code and its mirror-image decoder, and the
-DCGAN encoder, decoder and discriminator of the adversarial detectors, and a small wide residual network
-(the self-supervised detector's feature extractor).
+DCGAN encoder, decoder and discriminator of the adversarial detectors, a small wide residual network
+(the self-supervised detector's feature extractor), and the U-Net of the segmenting detectors with its
+focal loss (``synth_seg``, ``draem``; without skip connections it is DRAEM's reconstructive network).
 
 The conv encoder and decoder adapt to any input size and channel count: the encoder halves the size (ceil)
 at each stage, and the decoder upsamples back to the exact sizes the encoder saw. :class:`ConvStyle`
@@ -13,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -156,3 +158,54 @@ class ResNetFeatures(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.bn(self.blocks(self.stem(x)))).mean((2, 3))
+
+
+UNET_STYLE = ConvStyle(bias=False, batchnorm=True)  # 3x3 convs without biases, BatchNorm, ReLU
+
+
+def double_conv(c_in: int, c_out: int) -> nn.Sequential:
+    """Two conv + BatchNorm + ReLU layers (:func:`conv_block` twice)."""
+    return nn.Sequential(*conv_block(c_in, c_out, UNET_STYLE), *conv_block(c_out, c_out, UNET_STYLE))
+
+
+class UNet(nn.Module):
+    """Encoder of :func:`double_conv` blocks with 2x2 max-pooling, decoder that upsamples to each scale's exact
+    size (any input size) and, with ``skips``, concatenates the encoder's features of that scale; a 1x1 conv
+    to ``out_channels`` per pixel. Without ``skips`` nothing passes but through the bottleneck."""
+
+    def __init__(self, in_channels: int, channels: list[int], out_channels: int = 1, skips: bool = True):
+        super().__init__()
+        self.skips = skips
+        self.down = nn.ModuleList()
+        c = in_channels
+        for ch in channels:
+            self.down.append(double_conv(c, ch))
+            c = ch
+        self.up = nn.ModuleList(double_conv(channels[i + 1] + (channels[i] if skips else 0), channels[i])
+                                for i in reversed(range(len(channels) - 1)))
+        self.out = nn.Conv2d(channels[0], out_channels, 1)
+
+    def encode(self, x: torch.Tensor, levels: int | None = None) -> list[torch.Tensor]:
+        """The encoder's features at each of its first ``levels`` scales (all by default), finest first."""
+        features = []
+        for i, block in enumerate(self.down[:levels]):
+            x = block(F.max_pool2d(x, 2, ceil_mode=True) if i else x)
+            features.append(x)
+        return features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.encode(x)
+        x = features[-1]
+        for block, skip in zip(self.up, reversed(features[:-1])):
+            x = F.interpolate(x, size=skip.shape[-2:], mode="nearest")
+            x = block(torch.cat([x, skip], 1) if self.skips else x)
+        return self.out(x)
+
+
+def focal_loss(logits: torch.Tensor, mask: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Mean per-pixel focal loss (Lin et al. 2017) of logits against a 0/1 mask: the cross-entropy weighted
+    by the probability given to the wrong answer to the power ``gamma`` (0: plain cross-entropy)."""
+    bce = F.binary_cross_entropy_with_logits(logits, mask, reduction="none")
+    p = torch.sigmoid(logits)
+    miss = p * (1 - mask) + (1 - p) * mask
+    return (bce * miss.pow(gamma)).mean()

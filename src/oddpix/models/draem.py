@@ -23,22 +23,20 @@ validation normals with one fixed draw of synthetic anomalies.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Iterator, Literal, Optional
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..errors import OddpixError
 from ..schema import items, num
 from ..training import FitContext, TrainConfig, optimize
 from .base import FitData, MapDetector, Phase
+from .blocks import UNet, focal_loss
 from .catalog import register
 from .memory import kth_distance, register_memory
-from .synth_seg import UNet, _block
-from .synthetic_anomalies import SOURCES, paste
+from .synthetic_anomalies import SOURCES, paste, pixel_range
 
 VAL_IMAGES = 256  # synthetic validation images (the validation normals, repeated as needed)
 
@@ -65,30 +63,6 @@ class DraemConfig(TrainConfig):
     batch_size: int = num(16, ge=1)
     lr: float = num(0.001, gt=0.0)
     patience: int = num(5, ge=1)
-
-
-class ReconNet(nn.Module):
-    """Encoder of conv blocks with 2x2 max-pooling and a decoder that upsamples back to each scale's exact
-    size, without skip connections (so an anomaly cannot be copied through); a 1x1 conv to the image."""
-
-    def __init__(self, channels: int, widths: list[int]):
-        super().__init__()
-        self.down = nn.ModuleList()
-        c = channels
-        for ch in widths:
-            self.down.append(_block(c, ch))
-            c = ch
-        self.up = nn.ModuleList(_block(widths[i + 1], widths[i]) for i in reversed(range(len(widths) - 1)))
-        self.out = nn.Conv2d(widths[0], channels, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        sizes = []
-        for i, block in enumerate(self.down):
-            x = block(F.max_pool2d(x, 2, ceil_mode=True) if i else x)
-            sizes.append(x.shape[-2:])
-        for block, size in zip(self.up, reversed(sizes[:-1])):
-            x = block(F.interpolate(x, size=size, mode="nearest"))
-        return self.out(x)
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor, span: float, window: int = 7, sigma: float = 1.5) -> torch.Tensor:
@@ -125,7 +99,7 @@ class Draem(MapDetector):
         if config.crop and not 8 <= config.crop <= min(h, w):
             raise OddpixError(f"models.draem.crop: {config.crop} must be 0 (whole images) or between 8 and the "
                               f"image side {min(h, w)}")
-        self.recon = ReconNet(c, list(config.recon_channels)) if config.reconstruct else None
+        self.recon = UNet(c, list(config.recon_channels), c, skips=False) if config.reconstruct else None
         self.seg = UNet(2 * c if config.reconstruct else c, list(config.seg_channels))
         levels = len(config.seg_channels)
         if not -levels <= config.memory_level < levels:
@@ -170,9 +144,7 @@ class Draem(MapDetector):
 
     def phases(self, data: FitData, ctx: FitContext) -> Iterator[Phase]:
         x = data.train_x.float().to(ctx.device)
-        flat = x[:1024].flatten()  # the data's range, from (at most 2**24 values of) 1,024 training images
-        flat = flat[:: math.ceil(len(flat) / 2 ** 24)]
-        lo, hi = torch.quantile(flat, torch.tensor([0.01, 0.99], device=ctx.device))
+        lo, hi = pixel_range(x)
         self.data_range.copy_(torch.stack([lo, torch.maximum(hi, lo + 1e-3)]))
         self._pool = x
         seed = int(torch.randint(0, 2 ** 62, (1,), generator=ctx.generator))
@@ -210,10 +182,7 @@ class Draem(MapDetector):
             logits = self.seg(torch.cat([tampered, recon], 1))
         else:
             logits = self.seg(tampered)
-        bce = F.binary_cross_entropy_with_logits(logits, mask, reduction="none")
-        p = torch.sigmoid(logits)
-        miss = p * (1 - mask) + (1 - p) * mask
-        out["focal"] = (bce * miss.pow(self.config.focal_gamma)).mean()
+        out["focal"] = focal_loss(logits[:, 0], mask, self.config.focal_gamma)
         out["loss"] = sum(out.values())
         return out
 
@@ -231,10 +200,6 @@ class Draem(MapDetector):
         loss = parts.pop("loss")
         return {"loss": optimize(phase.optimizers[0], loss), **{k: float(v.detach()) for k, v in parts.items()}}
 
-    def loss(self, batch) -> torch.Tensor:
-        x = self._draw(len(batch))
-        return self._losses(x, *self._synthesize(x, self._gen))["loss"]
-
     def validation_loss(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
         return self._losses(*batch)["loss"]
 
@@ -245,9 +210,7 @@ class Draem(MapDetector):
         """N x C x h x w: the discriminative encoder's features at ``level``, each averaged with its 3x3
         neighbours (PatchCore's local aggregation)."""
         h = torch.cat([x, self.recon(x)], 1) if self.recon is not None else x
-        for i, block in enumerate(self.seg.down[: self.level + 1]):
-            h = block(F.max_pool2d(h, 2, ceil_mode=True) if i else h)
-        return F.avg_pool2d(h, 3, 1, 1, count_include_pad=False)
+        return F.avg_pool2d(self.seg.encode(h, self.level + 1)[-1], 3, 1, 1, count_include_pad=False)
 
     @torch.no_grad()
     def _remember(self, x: torch.Tensor, g: torch.Generator, batch: int = 64) -> torch.Tensor:
@@ -283,7 +246,7 @@ class Draem(MapDetector):
     def _map(self, x: torch.Tensor) -> torch.Tensor:
         if self.recon is not None:
             x = torch.cat([x, self.recon(x)], 1)
-        return torch.sigmoid(self.seg(x))
+        return torch.sigmoid(self.seg(x)[:, 0])
 
     @torch.no_grad()
     def score_and_map(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:

@@ -26,14 +26,14 @@ from typing import Iterator
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..errors import OddpixError
 from ..schema import items, num
 from ..training import FitContext, TrainConfig
 from .base import FitData, MapDetector, Phase
-from .blocks import ConvStyle, conv_block
+from .blocks import UNet, focal_loss
 from .catalog import register
+from .synthetic_anomalies import pixel_range
 
 BLOB_SCALES = (4, 8, 16)  # pixels between the random field's knots: small, medium and large blobs
 MIN_AREA = 0.005          # the smallest share of the image a blob covers
@@ -52,38 +52,6 @@ class SynthSegConfig(TrainConfig):
     epochs: int = num(20, ge=1)
     batch_size: int = num(32, ge=1)
     patience: int = num(5, ge=1)
-
-
-STYLE = ConvStyle(bias=False, batchnorm=True)  # 3x3 convs without biases, BatchNorm, ReLU
-
-
-def _block(c_in: int, c_out: int) -> nn.Sequential:
-    """Two conv + BatchNorm + ReLU layers (blocks.conv_block twice)."""
-    return nn.Sequential(*conv_block(c_in, c_out, STYLE), *conv_block(c_out, c_out, STYLE))
-
-
-class UNet(nn.Module):
-    """Encoder of conv blocks with 2x2 max-pooling, decoder that upsamples to each skip's exact size (any
-    input size) and concatenates it; a 1x1 conv to one logit per pixel."""
-
-    def __init__(self, in_channels: int, channels: list[int]):
-        super().__init__()
-        self.down = nn.ModuleList()
-        c = in_channels
-        for ch in channels:
-            self.down.append(_block(c, ch))
-            c = ch
-        self.up = nn.ModuleList(_block(channels[i + 1] + channels[i], channels[i]) for i in reversed(range(len(channels) - 1)))
-        self.out = nn.Conv2d(channels[0], 1, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        for i, block in enumerate(self.down):
-            x = block(F.max_pool2d(x, 2, ceil_mode=True) if i else x)
-            skips.append(x)
-        for block, skip in zip(self.up, reversed(skips[:-1])):
-            x = block(torch.cat([F.interpolate(x, size=skip.shape[-2:], mode="nearest"), skip], 1))
-        return self.out(x)[:, 0]
 
 
 def blob_masks(n: int, h: int, w: int, max_area: float, g: torch.Generator, device) -> torch.Tensor:
@@ -166,9 +134,7 @@ class SyntheticSegmentation(MapDetector):
 
     def phases(self, data: FitData, ctx: FitContext) -> Iterator[Phase]:
         x = data.train_x.float().to(ctx.device)
-        flat = x[:1024].flatten()  # the data's range, from (at most 2**24 values of) 1,024 training images
-        flat = flat[:: math.ceil(len(flat) / 2 ** 24)]
-        lo, hi = torch.quantile(flat, torch.tensor([0.01, 0.99], device=ctx.device))
+        lo, hi = pixel_range(x)
         self._pool, self._span = x, max(float(hi - lo), 1e-3)
         seed = int(torch.randint(0, 2 ** 62, (1,), generator=ctx.generator))
         self._gen = torch.Generator(device=ctx.device).manual_seed(seed)
@@ -192,11 +158,7 @@ class SyntheticSegmentation(MapDetector):
         return self._val
 
     def _focal(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        logits = self.net(x)
-        bce = F.binary_cross_entropy_with_logits(logits, mask, reduction="none")
-        p = torch.sigmoid(logits)
-        miss = p * (1 - mask) + (1 - p) * mask  # the probability given to the wrong answer
-        return (bce * miss.pow(self.config.focal_gamma)).mean()
+        return focal_loss(self.net(x)[:, 0], mask, self.config.focal_gamma)
 
     def loss(self, batch: torch.Tensor) -> torch.Tensor:
         pick = torch.randint(0, len(self._pool), (len(batch),), generator=self._gen, device=self._pool.device)
@@ -213,7 +175,7 @@ class SyntheticSegmentation(MapDetector):
 
     @torch.no_grad()
     def anomaly_map(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.net(x.float()))
+        return torch.sigmoid(self.net(x.float())[:, 0])
 
     @torch.no_grad()
     def score_and_map(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:

@@ -140,6 +140,15 @@ def colours(n: int, c: int, h: int, w: int, g: torch.Generator, device) -> torch
     return (flat + 0.03 * torch.randn(n, c, h, w, generator=g, device=device)).clamp(0, 1)
 
 
+def pixel_range(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 1 % and 99 % quantiles of the pixels of (at most) the first 1,024 images, from at most 2**24 of
+    their values (``torch.quantile``'s limit): the range synthetic anomalies are drawn in."""
+    flat = x[:1024].flatten()
+    flat = flat[:: math.ceil(len(flat) / 2 ** 24)]
+    lo, hi = torch.quantile(flat, torch.tensor([0.01, 0.99], device=x.device))
+    return lo, hi
+
+
 def to_unit(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     return ((x - lo) / (hi - lo)).clamp(0, 1)
 
