@@ -34,7 +34,7 @@ def test_numbers_yaml_reads_as_strings_are_numbers():
 
 @pytest.mark.parametrize("raw, message", [
     ({"model": "vea"}, "params: model: unknown model 'vea' (did you mean 'vae'?); valid choices: cae, ae, vae, "
-                      "ae_kde, aae, deep_svdd, ganomaly, gan_mse, cnn, knn, geom, ssl, patch_knn, synth_seg, draem, fusion"),
+                      "ae_kde, aae, deep_svdd, ganomaly, gan_mse, cnn, knn, geom, ssl, patch_knn, synth_seg, draem, cutpaste, fusion"),
     ({"models": {"cae": {"lerning_rate": 0.1}}}, "params: models.cae.lerning_rate: unknown key"),
     ({"models": {"cae": {"lr": -1}}}, "params: models.cae.lr: -1.0 is out of range; it must be > 0.0"),
     ({"models": {"cae": {"epochs": 2.5}}}, "params: models.cae.epochs: expected an integer, got 2.5"),

@@ -203,7 +203,7 @@ def test_model_level_param_checks():
 def test_the_catalog_lists_the_detectors_in_registration_order():
     # each module registers its class when oddpix.models imports it; params validation and the docs list this order
     assert list(REGISTRY) == ["cae", "ae", "vae", "ae_kde", "aae", "deep_svdd", "ganomaly", "gan_mse", "cnn", "knn",
-                              "geom", "ssl", "patch_knn", "synth_seg", "draem", "fusion"]
+                              "geom", "ssl", "patch_knn", "synth_seg", "draem", "cutpaste", "fusion"]
     assert all(cls.__module__ == f"oddpix.models.{name}" for name, cls in REGISTRY.items())  # one module each
 
 

@@ -95,7 +95,7 @@ def test_predict_writes_one_heat_map_per_scored_image(trained, image_dir, tmp_pa
                                        "--threshold", str(tmp_path / "knn_threshold.json")])
     assert result.exit_code == 1 and result.output.strip() == \
         "error: model knn has no anomaly maps (--maps needs one of: cae, ae, vae, ae_kde, aae, ganomaly, gan_mse, " \
-        "patch_knn, synth_seg, draem, fusion)"
+        "patch_knn, synth_seg, draem, cutpaste, fusion)"
 
 
 def test_a_kde_or_threshold_of_another_model_is_refused(trained, image_dir, tmp_path):

@@ -10,7 +10,7 @@ it should be listed). Model files (build, save, load) are :mod:`.store`.
 from __future__ import annotations
 
 from . import cae, ae, vae, ae_kde, aae, deep_svdd, ganomaly, gan_mse, cnn, knn, geom, ssl  # noqa: F401
-from . import patch_knn, synth_seg, draem, fusion  # noqa: F401
+from . import patch_knn, synth_seg, draem, cutpaste, fusion  # noqa: F401
 from .base import SUPERVISED_HINT, Detector, FitData, Phase
 from .catalog import REGISTRY
 from .store import MAX_PARAMETERS, MAX_SIDE, build_detector, load_detector, save_detector

@@ -182,3 +182,49 @@ def paste(x: torch.Tensor, pool: torch.Tensor, lo: float, hi: float, sources: tu
     out = x + m * opacity * (content - x)
     changed = mask & ((out - x).abs().amax(1) > 1e-6)
     return out, changed.float()
+
+
+def cut_paste(x: torch.Tensor, kinds: torch.Tensor, lo: float, hi: float, g: torch.Generator,
+              area: tuple[float, float] = (0.02, 0.15), aspect: float = 3.3,
+              scar_width: tuple[float, float] = (2 / 256, 16 / 256),
+              scar_length: tuple[float, float] = (10 / 256, 25 / 256),
+              jitter: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+    """CutPaste (Li et al. 2021) on a batch: ``kinds`` per image, 0 untouched, 1 a rectangle of the image
+    (``area`` share of it, aspect ratio log-uniform in [1/``aspect``, ``aspect``]) cut and pasted elsewhere,
+    2 a *scar*: a thin rectangle (``scar_width`` x ``scar_length`` of the image side, the paper's 2-16 x
+    10-25 px at 256) rotated by up to 45 degrees, cut and pasted alike. The pasted content gets a random
+    brightness and contrast change of up to ``jitter`` and stays in [``lo``, ``hi``]. Returns (images,
+    N x H x W float masks of the pixels that changed)."""
+    n, c, h, w = x.shape
+    dev = x.device
+
+    def draw(a: float, b: float) -> torch.Tensor:
+        return a + (b - a) * torch.rand(n, generator=g, device=dev)
+
+    scar = kinds == 2
+    share, ratio = draw(*area), torch.exp(draw(-math.log(aspect), math.log(aspect)))
+    side = min(h, w)
+    tall = torch.where(scar, (draw(*scar_length) * side).clamp(min=2.0), torch.sqrt(share * h * w / ratio).clamp(1, h - 1))
+    wide = torch.where(scar, (draw(*scar_width) * side).clamp(min=1.0), torch.sqrt(share * h * w * ratio).clamp(1, w - 1))
+    angle = torch.where(scar, draw(-45.0, 45.0), torch.zeros(n, device=dev)) * (math.pi / 180)
+    reach_y, reach_x = (tall / 2).clamp(max=h / 2), (wide / 2).clamp(max=w / 2)
+    dst_y, dst_x = reach_y + draw(0, 1) * (h - 2 * reach_y), reach_x + draw(0, 1) * (w - 2 * reach_x)
+    src_y, src_x = reach_y + draw(0, 1) * (h - 2 * reach_y), reach_x + draw(0, 1) * (w - 2 * reach_x)
+    yy = torch.arange(h, device=dev).view(1, h, 1) + 0.5
+    xx = torch.arange(w, device=dev).view(1, 1, w) + 0.5
+    dy, dx = yy - dst_y.view(n, 1, 1), xx - dst_x.view(n, 1, 1)
+    cos, sin = torch.cos(angle).view(n, 1, 1), torch.sin(angle).view(n, 1, 1)
+    along, across = dy * cos + dx * sin, dx * cos - dy * sin
+    mask = (along.abs() < tall.view(n, 1, 1) / 2) & (across.abs() < wide.view(n, 1, 1) / 2) & (kinds > 0).view(n, 1, 1)
+    shift_y, shift_x = torch.round(src_y - dst_y).long(), torch.round(src_x - dst_x).long()
+    rows = (torch.arange(h, device=dev)[None] + shift_y[:, None]).clamp(0, h - 1)
+    cols = (torch.arange(w, device=dev)[None] + shift_x[:, None]).clamp(0, w - 1)
+    moved = x[torch.arange(n, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None],
+              rows[:, None, :, None], cols[:, None, None, :]]
+    mean = moved.mean((1, 2, 3), keepdim=True)
+    contrast = draw(1 - jitter, 1 + jitter).view(n, 1, 1, 1)
+    brightness = (draw(-jitter, jitter) * (hi - lo)).view(n, 1, 1, 1)
+    content = ((moved - mean) * contrast + mean + brightness).clamp(lo, hi)
+    out = torch.where(mask[:, None], content, x)
+    changed = mask & ((out - x).abs().amax(1) > 1e-6)
+    return out, changed.float()
