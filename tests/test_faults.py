@@ -171,7 +171,7 @@ def test_a_missing_idx_file_is_named(tmp_path, patterns, monkeypatch):
     import dataclasses
 
     from oddpix.data import sources
-    from oddpix.data.sources import MIRROR_ENV, load_idx_dataset
+    from oddpix.data.sources import MIRROR_ENV, load_dataset
     from oddpix.data.synthetic import write_idx_folder
 
     # only the broken mirror may be found: not a mirror of the machine, not Debian's system folder
@@ -183,7 +183,7 @@ def test_a_missing_idx_file_is_named(tmp_path, patterns, monkeypatch):
     for f in folder.glob("t10k-labels-idx1-ubyte*"):
         f.unlink()
     with pytest.raises(OddpixError, match=r"\(missing t10k-labels-idx1-ubyte\[\.gz\]\)"):
-        load_idx_dataset("fashion_mnist", mirror=str(tmp_path / "mirror"), checksums="off", download=False)
+        load_dataset("fashion_mnist", mirror=str(tmp_path / "mirror"), checksums="off", download=False)
 
 
 def test_an_empty_normal_class_folder_says_so(tmp_path, tiny_params, patterns):
@@ -239,7 +239,7 @@ def test_fuzzed_readers_fail_with_one_error_never_another_exception(tmp_path, pa
     from PIL import Image
 
     from oddpix.data.folder import read_image_file
-    from oddpix.data.sources import load_idx_dataset
+    from oddpix.data.sources import load_dataset
     from oddpix.data.synthetic import write_idx_folder
     from oddpix.models import build_detector, load_detector, save_detector
 
@@ -254,7 +254,7 @@ def test_fuzzed_readers_fail_with_one_error_never_another_exception(tmp_path, pa
         shutil.copytree(clean, mirror / "fashion-mnist")
         (mirror / "fashion-mnist" / target.name).write_bytes(blob)
         try:
-            load_idx_dataset("fashion_mnist", mirror=str(mirror), checksums="off", download=False)
+            load_dataset("fashion_mnist", mirror=str(mirror), checksums="off", download=False)
         except OddpixError:
             pass
 

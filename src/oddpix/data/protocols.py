@@ -47,7 +47,7 @@ PROTOCOLS = Registry("protocol")  # name -> function(cfg, data, rng) -> splits
 
 
 def dataset_names() -> tuple[str, ...]:
-    """Every value ``data.dataset`` takes: the IDX datasets and ``folder``."""
+    """Every value ``data.dataset`` takes: the catalogued datasets and ``folder``."""
     return (*DATASETS, "folder")
 
 
@@ -65,6 +65,14 @@ class DataConfig:
     download: bool = True
     folder: FolderConfig = section(FolderConfig)
     corruption: CorruptionConfig = section(CorruptionConfig)
+
+    def __post_init__(self):
+        # classes by name (normal_classes: [airplane]) become their numbers, as the protocols count them
+        spec = DATASETS.get(self.dataset)
+        if spec is not None and self.protocol != "folder" and isinstance(self.normal_classes, list):
+            named = {c.lower(): i for i, c in enumerate(spec.classes)}
+            object.__setattr__(self, "normal_classes", [
+                named.get(c.lower(), c) if isinstance(c, str) else c for c in self.normal_classes])
 
     def datasets(self) -> list[str]:
         """The datasets the protocol reads: ``dataset``, and ``anomaly_dataset`` for cross_dataset."""
@@ -99,7 +107,9 @@ class DataConfig:
             want = str if self.protocol == "folder" else int
             bad = [c for c in self.normal_classes if not isinstance(c, want) or (want is int and c < 0)]
             if bad:
-                what = "class folder names" if want is str else "class numbers (0, 1, ...)"
+                spec = DATASETS.get(self.dataset)
+                what = ("class folder names" if want is str else
+                        f"class numbers (0, 1, ...) or names of {spec.title}'s classes: {', '.join(spec.classes)}")
                 return [("normal_classes", f"{bad[0]!r} is not valid; protocol {self.protocol!r} takes {what}")]
         return []
 

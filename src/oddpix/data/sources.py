@@ -1,13 +1,13 @@
 """Where images come from: local mirrors, Debian's dataset packages, a torchvision download, or an
 image folder.
 
-The MNIST-family datasets (MNIST, Fashion-MNIST, KMNIST, EMNIST letters / balanced; the catalogue
-``DATASETS`` below, with the originals' published MD5 sums) are read from the original IDX files and
-checked against an MD5 sum before use (``data.checksums``: ``original``, ``mirror`` or ``off``; see
-``idx.py``).
+The catalogue ``DATASETS`` below, with the originals' published MD5 sums: the MNIST family (MNIST,
+Fashion-MNIST, KMNIST, EMNIST letters / balanced), read from the original IDX files (``idx.py``), and
+CIFAR-10, read from its Python archive, its batches or an image-folder copy (``cifar.py``). Files are
+checked against an MD5 sum before use (``data.checksums``: ``original``, ``mirror`` or ``off``).
 
 Search order: ``data.mirror`` from params, then ``$ODDPIX_DATA_MIRROR`` (both folders that hold one
-sub-folder per dataset: ``mnist/``, ``fashion-mnist/``, ``kmnist/``, ``emnist/``), then system folders such as
+sub-folder per dataset: ``mnist/``, ``fashion-mnist/``, ``kmnist/``, ``emnist/``, ``cifar-10/``), then system folders such as
 ``/usr/share/datasets/fashion-mnist`` (Debian's ``dataset-fashion-mnist``), then a torchvision download
 into ``cache_dir`` when ``data.download`` is true.
 """
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import OddpixError
+from .cifar import CIFAR10, BatchDataset, describe_missing, download_batches, read_batch_folder
 from .idx import IDX_FILES, IdxDataset, RawDataset, read_idx_folder
 
 MIRROR_ENV = "ODDPIX_DATA_MIRROR"
@@ -39,7 +40,7 @@ def _emnist(split: str, classes: tuple[str, ...], label_offset: int = 0) -> IdxD
         transpose=True, label_offset=label_offset)
 
 
-DATASETS: dict[str, IdxDataset] = {
+DATASETS: dict[str, IdxDataset | BatchDataset] = {
     "mnist": IdxDataset(
         name="mnist", folder="mnist", title="MNIST", torchvision_class="MNIST",
         classes=tuple(str(i) for i in range(10)),
@@ -64,10 +65,11 @@ DATASETS: dict[str, IdxDataset] = {
     ),
     "emnist_letters": _emnist("letters", tuple("abcdefghijklmnopqrstuvwxyz"), label_offset=1),
     "emnist_balanced": _emnist("balanced", tuple("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghnqrt")),
+    "cifar10": CIFAR10,
 }
 
 
-def candidate_folders(spec: IdxDataset, mirror: Optional[str]) -> list[tuple[str, Path]]:
+def candidate_folders(spec: IdxDataset | BatchDataset, mirror: Optional[str]) -> list[tuple[str, Path]]:
     """(description, folder) pairs in search order."""
     found: list[tuple[str, Path]] = []
     if mirror:
@@ -90,10 +92,12 @@ def _download(spec: IdxDataset, cache_dir: Path) -> Path:
     return cache_dir / spec.torchvision_class / "raw"
 
 
-def load_idx_dataset(name: str, mirror: Optional[str] = None, checksums: str = "original",
-                     download: bool = True, cache_dir: str | Path = "data/downloads") -> RawDataset:
+def load_dataset(name: str, mirror: Optional[str] = None, checksums: str = "original",
+                 download: bool = True, cache_dir: str | Path = "data/downloads") -> RawDataset:
     """Find, verify and read dataset ``name``; a readable error lists what was tried and what to do."""
     spec = DATASETS[name]
+    if isinstance(spec, BatchDataset):
+        return _load_batches(spec, mirror, checksums, download, Path(cache_dir))
     tried: list[str] = []
     for what, folder in candidate_folders(spec, mirror):
         data = read_idx_folder(spec, folder, checksums)
@@ -129,3 +133,33 @@ def load_idx_dataset(name: str, mirror: Optional[str] = None, checksums: str = "
         f"To fix: put {originals}{', '.join(f + '.gz' for f in spec.files)}) into "
         f"<folder>/{spec.folder}/ and `export {MIRROR_ENV}=<folder>` (or set data.mirror in params.yaml)"
         f"{apt}, or connect to the internet with data.download: true.")
+
+
+def _load_batches(spec: BatchDataset, mirror: Optional[str], checksums: str, download: bool,
+                  cache_dir: Path) -> RawDataset:
+    tried: list[str] = []
+    for what, folder in candidate_folders(spec, mirror):
+        data = read_batch_folder(spec, folder, checksums)
+        if data is not None:
+            return data
+        tried.append(f"{what} {folder} ({describe_missing(spec, folder) if folder.is_dir() else 'not a folder'})")
+    if not os.environ.get(MIRROR_ENV):
+        tried.append(f"${MIRROR_ENV} (not set)")
+    if download:
+        try:
+            folder = download_batches(spec, cache_dir)
+        except Exception as exc:  # network errors come in many types; all mean the same to the user
+            tried.append(f"torchvision download ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
+        else:
+            data = read_batch_folder(spec, folder, "original" if checksums != "off" else "off")
+            if data is not None:
+                data.source = f"torchvision download ({data.source})"
+                return data
+            tried.append(f"torchvision download ({folder} is incomplete)")
+    else:
+        tried.append("torchvision download (off: data.download is false)")
+    raise OddpixError(
+        f"could not get {spec.title}. Tried: " + "; ".join(tried) + ". "
+        f"To fix: put {spec.archive[0]} (or its unpacked {spec.member_folder}/, or an image-folder copy with "
+        f"train/<class>/ and test/<class>/) into <folder>/{spec.folder}/ and `export {MIRROR_ENV}=<folder>` (or "
+        "set data.mirror in params.yaml), or connect to the internet with data.download: true.")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..config import Params, reads
 from ..data.folder import load_image_folder
-from ..data.sources import load_idx_dataset
+from ..data.sources import load_dataset
 from ..io import write_npz
 from .common import log
 
@@ -30,7 +30,7 @@ def download(params: Params, out_dir: str | Path, cache_dir: str | Path = "data/
             log(f"folder: {len(images.y)} images ({counts}) from {f.root} at {f.image_size}x{f.image_size}, "
                 f"{len(images.skipped)} file(s) skipped (unreadable, hidden or system)")
             continue
-        raw = load_idx_dataset(name, mirror=params.data.mirror, checksums=params.data.checksums,
+        raw = load_dataset(name, mirror=params.data.mirror, checksums=params.data.checksums,
                                download=params.data.download, cache_dir=cache_dir)
         write_npz(out_dir / f"{name}.npz", **raw.arrays())
         log(f"{name}: {len(raw.x_train)} train + {len(raw.x_test)} test images from {raw.source}")
