@@ -74,9 +74,15 @@ def test_ray_engine_runs_resumes_and_reports_a_failing_cell(tmp_path, base):
     finally:
         ray.shutdown()
 
-    # the local engine (in this process) gives the same AUROC for the same cell
-    local = sweep.run_sweep(base, cells[:1], tmp_path / "local", "local", progress=False, log=lambda m: None)
+    # the local engine (in this process) gives the same AUROC for the same cell, and can keep its scores
+    local = sweep.run_sweep(base, cells[:1], tmp_path / "local", "local", progress=False, log=lambda m: None,
+                            keep_scores=True)
     assert local.records[cells[0]]["metrics"]["auroc"] == first.records[cells[0]]["metrics"]["auroc"]
+    import hashlib
+
+    kept_scores = cells[0].path(tmp_path / "local").with_suffix(".scores")
+    digest = hashlib.sha256((kept_scores / "val.csv").read_bytes() + (kept_scores / "test.csv").read_bytes())
+    assert digest.hexdigest() == local.records[cells[0]]["scores_sha256"]  # the tables the metrics came from
 
     # the leaderboard of those records: 2 detectors x 2 classes, mean +- std over the 2 seeds
     frame = lb.results(second.records.values())

@@ -159,8 +159,10 @@ def leaderboard(models, classes, dataset, seeds, extra, metric, engine, address,
 @click.option("--rerun", is_flag=True, help="run every cell again, finished or not (e.g. to time an engine)")
 @click.option("--dry-run", is_flag=True, help="say which cells would run; run nothing")
 @click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option("--keep-scores", is_flag=True, help="keep each run cell's score tables (val.csv, test.csv) beside its "
+              "record under --reports, for analyses of every image's scores")
 def bench(preset, engine, models, only, params_file, results, page, reports, address, cpus_per_cell, gpus_per_cell,
-          table_only, rerun, dry_run, quiet):
+          table_only, rerun, dry_run, quiet, keep_scores):
     """Run the benchmark PRESET (a file such as benchmarks/tiles.yaml: a params overlay and its cells).
 
     Cells with a finished record for the same params and code are not run again. Every record is kept in
@@ -176,7 +178,7 @@ def bench(preset, engine, models, only, params_file, results, page, reports, add
                                 table_only=table_only, dry_run=dry_run, rerun=rerun,
                                 log=lambda m: click.echo(m, err=True),
                                 address=address, cpus_per_cell=cpus_per_cell, gpus_per_cell=gpus_per_cell,
-                                progress=not quiet)
+                                progress=not quiet, keep_scores=keep_scores)
     except OddpixError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

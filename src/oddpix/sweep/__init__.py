@@ -86,9 +86,12 @@ class SweepResult:
 
 def run_sweep(base_raw: dict, cells: Sequence[Cell], reports: str | Path, engine: str = "local", *,
               address: Optional[str] = None, cpus_per_cell: float = 1.0, gpus_per_cell: float = 0.0,
-              progress: bool = True, log: Callable[[str], None] = print, dry_run: bool = False) -> SweepResult:
+              progress: bool = True, log: Callable[[str], None] = print, dry_run: bool = False,
+              keep_scores: bool = False) -> SweepResult:
     """Run every cell of ``cells`` that has no finished result in ``reports``; returns every cell's record.
-    ``dry_run``: only say what would run (for the dvc engine, the commands), run and write nothing."""
+    ``dry_run``: only say what would run (for the dvc engine, the commands), run and write nothing.
+    ``keep_scores``: each cell run also keeps its score tables beside its record, in ``<record>.scores/``
+    (local and ray engines; on a cluster, where the workers write it)."""
     if engine not in ENGINES:
         raise OddpixError(f"--engine: {engine!r} is not an engine; valid choices: {', '.join(ENGINES)}")
     code = code_version()
@@ -117,7 +120,8 @@ def run_sweep(base_raw: dict, cells: Sequence[Cell], reports: str | Path, engine
             bar.update(records[cell])
 
         runner = {"local": _run_local, "ray": _run_ray, "dvc": _run_dvc}[engine]
-        runner(p, finish, address=address, cpus_per_cell=cpus_per_cell, gpus_per_cell=gpus_per_cell)
+        keep = (lambda cell: str(cell.path(reports).with_suffix(".scores"))) if keep_scores else None
+        runner(p, finish, address=address, cpus_per_cell=cpus_per_cell, gpus_per_cell=gpus_per_cell, keep=keep)
     finally:
         bar.close()
     return SweepResult(records, len(p.todo), frozenset(p.done))

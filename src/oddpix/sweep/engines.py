@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import subprocess
+import shutil
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -62,11 +63,12 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def run_cell(raw: dict, threads: Optional[int] = None) -> dict:
+def run_cell(raw: dict, threads: Optional[int] = None, keep: Optional[str] = None) -> dict:
     """One cell in this process, in a scratch folder, its output captured: ``status``, ``metrics`` or
     ``error``, ``started`` (UTC), ``seconds``, ``device``, ``machine``, ``peak_mb`` (this process's peak
     memory so far), ``scores_sha256`` (of the validation and test score tables), ``log`` (the last lines of
-    its output when it failed)."""
+    its output when it failed). ``keep``: copy the cell's score tables (``val.csv``, ``test.csv`` and the
+    rest of ``data/scores``) to this folder, for analyses that need every image's scores."""
     import torch
 
     from ..runtime import machine, peak_memory_mb, resolve_device
@@ -83,6 +85,8 @@ def run_cell(raw: dict, threads: Optional[int] = None) -> dict:
                 contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
             metrics = pipeline.run(raw, tmp)
             out["scores_sha256"] = _scores_hash(pipeline.path(tmp, "scores"))
+            if keep:
+                shutil.copytree(pipeline.path(tmp, "scores"), keep, dirs_exist_ok=True)
         out.update(status="ok", metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float, str))})
     except Exception as exc:  # one failing cell must not stop the sweep: it is reported with its error
         out.update(status="failed", error=describe(exc))
@@ -101,23 +105,25 @@ def _scores_hash(scores_dir) -> str:
     return digest.hexdigest()
 
 
-def _ray_cell(raw: dict, threads: Optional[int] = None) -> dict:
+def _ray_cell(raw: dict, threads: Optional[int] = None, keep: Optional[str] = None) -> dict:
     """:func:`run_cell` as a Ray task, plus ``gpus``: the GPUs Ray gave it (a share of one when
     ``gpus_per_cell`` < 1; none when 0), which are the ones ``device: auto`` sees."""
     import ray
 
-    out = run_cell(raw, threads)
+    out = run_cell(raw, threads, keep)
     out["gpus"] = [str(g) for g in ray.get_gpu_ids()]
     return out
 
 
-def _run_local(p: Plan, finish: Callable[[Cell, dict], None], **_) -> None:
+def _run_local(p: Plan, finish: Callable[[Cell, dict], None], keep: Optional[Callable[[Cell], str]] = None,
+               **_) -> None:
     for cell in p.todo:
-        finish(cell, run_cell(p.raws[cell]))
+        finish(cell, run_cell(p.raws[cell], keep=keep(cell) if keep else None))
 
 
 def _run_ray(p: Plan, finish: Callable[[Cell, dict], None], address: Optional[str] = None,
-             cpus_per_cell: float = 1.0, gpus_per_cell: float = 0.0) -> None:
+             cpus_per_cell: float = 1.0, gpus_per_cell: float = 0.0,
+             keep: Optional[Callable[[Cell], str]] = None) -> None:
     if not p.todo:
         return
     try:
@@ -131,7 +137,7 @@ def _run_ray(p: Plan, finish: Callable[[Cell, dict], None], address: Optional[st
     try:
         task = ray.remote(_ray_cell).options(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell, max_retries=0)
         threads = max(1, int(cpus_per_cell))
-        pending = {task.remote(p.raws[cell], threads): cell for cell in p.todo}
+        pending = {task.remote(p.raws[cell], threads, keep(cell) if keep else None): cell for cell in p.todo}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
