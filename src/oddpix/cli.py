@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -25,17 +26,25 @@ def main() -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--components/--no-components", default=False, help="also print every score component")
 @click.option("--maps", "maps_dir", default=None, help="write one anomaly heat-map PNG per scored image here")
-def predict(paths, model_path, kde_path, threshold_path, fmt, components, maps_dir):
+@click.option("--bundle", "bundle_dir", default=None,
+              help="score with this exported bundle (`oddpix export`) instead: onnxruntime, no PyTorch")
+def predict(paths, model_path, kde_path, threshold_path, fmt, components, maps_dir, bundle_dir):
     """Score IMAGE files (or every image under a DIRECTORY) with the trained model and threshold.
 
     Exit status 0 when every file was scored, 1 when some could not be (each gets its own error).
     """
-    from .bundle import RunBundle
-    from .predict import predict_files
-
     try:
-        scorer = RunBundle.read(model_path, kde_path, threshold_path)
-        results = predict_files(scorer, paths, maps_dir)
+        if bundle_dir is not None:
+            from .served import ServedBundle
+
+            scorer = ServedBundle(bundle_dir)
+            results = scorer.predict_files(paths, maps_dir)
+        else:
+            from .bundle import RunBundle
+            from .predict import predict_files
+
+            scorer = RunBundle.read(model_path, kde_path, threshold_path)
+            results = predict_files(scorer, paths, maps_dir)
     except OddpixError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
@@ -75,6 +84,40 @@ def predict(paths, model_path, kde_path, threshold_path, fmt, components, maps_d
     if failed:
         click.echo(f"{len(failed)} file(s) could not be scored", err=True)
         sys.exit(1)
+
+
+@main.command("export")
+@click.option("--out", "out_dir", default="bundle", show_default=True, help="the bundle folder written")
+@click.option("--model", "model_path", default="models/detector.pt", show_default=True)
+@click.option("--kde", "kde_path", default="models/kde.pt", show_default=True)
+@click.option("--threshold", "threshold_path", default="models/threshold.json", show_default=True)
+@click.option("--params", "params_file", default="params.yaml", show_default=True,
+              help="recorded in the manifest (the params the model came from)")
+def export_command(out_dir, model_path, kde_path, threshold_path, params_file):
+    """Write the trained detector, its preprocessing, KDE and threshold as one self-contained folder
+    (model.onnx + manifest.json) that `oddpix predict --bundle` scores with onnxruntime, without PyTorch."""
+    from .bundle import RunBundle
+    from .export import export
+    from .sweep.records import code_version
+
+    try:
+        bundle = RunBundle.read(model_path, kde_path, threshold_path)
+        params = None
+        if Path(params_file).exists():
+            from .config import read_raw_params
+
+            params = read_raw_params(params_file)
+        out = export(bundle, out_dir, params=params, code_version=code_version())
+    except OddpixError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    from .served import read_manifest
+
+    manifest = read_manifest(out)
+    click.echo(f"bundle: {out}/ (model.onnx, manifest.json): {manifest['detector']}, {manifest['input']['height']}x"
+               f"{manifest['input']['width']}x{manifest['input']['channels']} pixels in, outputs "
+               f"{', '.join(manifest['outputs'])}; checked against PyTorch on {manifest['check']['images']} images: "
+               f"largest relative difference {max(manifest['check']['relative_differences'].values()):.1g}")
 
 
 @main.command("textures")

@@ -45,9 +45,12 @@ def gaussian_log_density(points: torch.Tensor, data: torch.Tensor, bandwidth: fl
     data = data.double()
     norm = math.log(n) + 0.5 * d * math.log(2 * math.pi * bandwidth ** 2)
     out = []
-    for s in range(0, len(points), block):
-        sq = torch.cdist(points[s:s + block].double(), data).pow_(2)
-        out.append(torch.logsumexp(sq.mul_(-0.5 / bandwidth ** 2), dim=1) - norm)
+    # one pass when traced into an exported graph (its batch size is not known), else bounded blocks
+    starts = [0] if torch.compiler.is_exporting() else range(0, len(points), block)
+    for s in starts:
+        chunk = points if torch.compiler.is_exporting() else points[s:s + block]
+        sq = torch.cdist(chunk.double(), data).pow(2)
+        out.append(torch.logsumexp(sq * (-0.5 / bandwidth ** 2), dim=1) - norm)
     return torch.cat(out).float() if out else torch.empty(0)
 
 

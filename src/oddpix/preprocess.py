@@ -60,7 +60,7 @@ class Preprocessor:
         t = torch.as_tensor(np.ascontiguousarray(x) if isinstance(x, np.ndarray) else x)
         if t.ndim == 3:
             t = t.unsqueeze(-1)
-        t = t.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
+        t = t.permute(0, 3, 1, 2).to(torch.float32) / 255.0  # never in place: the input may be float already
         if self.channels is not None and t.shape[1] != self.channels:
             if self.channels == 1:
                 t = t.mean(dim=1, keepdim=True)

@@ -57,12 +57,22 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def blocks(x: torch.Tensor, size: int) -> list[torch.Tensor]:
+    """``x`` in consecutive blocks of at most ``size`` rows (bounding the memory of what is computed per
+    block); one block when traced into an exported graph, whose batch size is not known."""
+    if torch.compiler.is_exporting():
+        return [x]
+    return [x[start:start + size] for start in range(0, len(x), size)]
+
+
 def batched(fn: Callable[[torch.Tensor], torch.Tensor | dict[str, torch.Tensor]], x: torch.Tensor,
             batch_size: int, device: torch.device | None = None):
     """Apply ``fn`` to ``x`` in batches (moved to ``device``) and concatenate the CPU results.
 
     ``fn`` returns a tensor or a dict of tensors; the result has the same shape.
     """
+    if torch.compiler.is_exporting():  # traced into an exported graph: one pass, whatever the batch
+        return fn(x)
     outs: list = []
     for start in range(0, len(x), batch_size):
         batch = x[start:start + batch_size]

@@ -14,6 +14,14 @@ from ..training import TrainConfig
 from .base import Detector
 
 
+def bce_with_logits(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Per-pixel binary cross-entropy of ``logits`` against ``x``, written out as PyTorch computes it
+    (``max(l, 0) - l x + log(1 + exp(-|l|))``, to ~1e-6): the scores use this form because an exported
+    graph (onnxruntime) gets it right, while the exporter's translation of the built-in loses digits on
+    strongly negative logits."""
+    return F.relu(logits) - logits * x + torch.log1p(torch.exp(-logits.abs()))
+
+
 @dataclass(frozen=True)
 class AutoencoderConfig(TrainConfig):
     latent_dim: int = num(32, ge=1)
@@ -69,7 +77,7 @@ class AutoencoderDetector(Detector):
         dims = tuple(range(1, x.ndim))
         out = {"mse": (self._output(logits) - x).pow(2).mean(dim=dims)}
         if self.config.loss == "bce":
-            bce = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+            bce = bce_with_logits(logits, x)
             out["bce"] = bce.mean(dim=dims)
             out["reconstruction"] = (bce - self._entropy(x)).mean(dim=dims)
         else:
@@ -89,7 +97,7 @@ class AutoencoderDetector(Detector):
         """Per pixel, what ``reconstruction`` averages (excess BCE, or squared error), channels summed."""
         logits = self(x)
         if self.config.loss == "bce":
-            excess = F.binary_cross_entropy_with_logits(logits, x, reduction="none") - self._entropy(x)
+            excess = bce_with_logits(logits, x) - self._entropy(x)
         else:
             excess = (self._output(logits) - x).pow(2)
         return excess.sum(1)

@@ -121,7 +121,7 @@ class GeometricTransformations(Detector):
     @torch.no_grad()
     def score(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.square(x)
-        total = torch.zeros(len(x), device=x.device)
+        total = x.new_zeros(x.shape[0])  # x.shape, not len(x): an exported graph keeps its batch size free
         for label, t in enumerate(self.transforms):  # one batched pass per transformation bounds the memory
             total -= F.log_softmax(self(self.apply_transform(x, *t)), dim=1)[:, label]
         return {"transform": total / self.n_transforms}

@@ -30,9 +30,13 @@ def nearest_distances(queries: torch.Tensor, memory: torch.Tensor, k: int,
                       rows: Optional[int] = None) -> torch.Tensor:
     """len(queries) x k: each query row's Euclidean distances to its ``k`` nearest memory rows, nearest
     first; ``rows``: at most that many queries at a time (the distance matrix is rows x len(memory))."""
-    if rows is not None:
+    if rows is not None and not torch.compiler.is_exporting():
         return torch.cat([nearest_distances(queries[i:i + rows], memory, k) for i in range(0, len(queries), rows)])
-    return torch.cdist(queries, memory).topk(k, dim=1, largest=False).values
+    # the nearest rows by cdist (fast, but its matrix-product form loses digits on small distances), then
+    # their distances again from the differences themselves: exact to float precision, so an exported graph
+    # (another runtime, another summation order) gives the same distances to ~1e-7
+    nearest = torch.cdist(queries, memory).topk(k, dim=1, largest=False).indices
+    return (queries[:, None, :] - memory[nearest]).pow(2).sum(-1).sqrt().sort(dim=1).values
 
 
 def kth_distance(queries: torch.Tensor, memory: torch.Tensor, k: int, rows: Optional[int] = None) -> torch.Tensor:

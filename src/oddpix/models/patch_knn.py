@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from ..errors import OddpixError
 from ..maps import gaussian_blur
+from ..runtime import blocks
 from ..schema import num
 from ..training import FitContext
 from .base import FitData, MapDetector
@@ -125,9 +126,11 @@ class PatchKNN(MapDetector):
     def _blurred_bank(self) -> torch.Tensor:
         """The remembered images blurred for the nearest-image search, computed once per memory and device
         (not once per scored batch)."""
+        c, h, w = self.input_shape
+        if torch.compiler.is_exporting():  # a traced graph holds the blurred bank as a constant
+            return gaussian_blur(self.bank.view(-1, c, h, w), GALLERY_BLUR).flatten(1)
         key = (self.bank.data_ptr(), self.bank.device, tuple(self.bank.shape))
         if getattr(self, "_blurred_key", None) != key:
-            c, h, w = self.input_shape
             self._blurred = gaussian_blur(self.bank.view(-1, c, h, w), GALLERY_BLUR).flatten(1)
             self._blurred_key = key
         return self._blurred
@@ -140,8 +143,7 @@ class PatchKNN(MapDetector):
         memory = self.bank.view(-1, c, h, w)
         blurred = self._blurred_bank()
         out = []
-        for start in range(0, len(x), self.config.block):
-            q = x[start:start + self.config.block].float()
+        for q in blocks(x.float(), self.config.block):
             near = torch.cdist(gaussian_blur(q, GALLERY_BLUR).flatten(1), blurred)
             near = near.topk(self.config.gallery, dim=1, largest=False).indices  # B x G
             padded = F.pad(memory[near.flatten()], (r, r, r, r))  # (B G) x C x H+2r x W+2r
@@ -161,8 +163,8 @@ class PatchKNN(MapDetector):
         p, s = self.config.patch, self.config.stride
         hq, wq = (h - p) // s + 1, (w - p) // s + 1
         out = []
-        for start in range(0, len(x), self.config.block):
-            q = self.patches(x[start:start + self.config.block], s)
+        for block in blocks(x, self.config.block):
+            q = self.patches(block, s)
             d = kth_distance(q.flatten(0, 1), self.bank, self.config.k, rows=4096)  # <= 4096 x memory distances
             out.append(d.view(len(q), hq, wq))
         return torch.cat(out)

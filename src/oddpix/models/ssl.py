@@ -107,9 +107,9 @@ class SelfSupervisedKNN(Detector):
         """The transformed images of a batch and their labels (rotation, y-shift, x-shift), N*rotations rows,
         rotation-major; ``random_shift``: each copy moved by its own random shift (else none)."""
         x = self.square(x)
-        n, n_rot = len(x), self.config.rotations
+        n, n_rot = x.shape[0], self.config.rotations  # x.shape, not len(x): exported graphs keep n free
         labels = torch.zeros(n * n_rot, 3, dtype=torch.long, device=x.device)
-        labels[:, 0] = torch.arange(n_rot, device=x.device).repeat_interleave(n)
+        labels[:, 0] = torch.arange(n_rot, device=x.device)[:, None].expand(n_rot, n).reshape(-1)
         copies = x.repeat(n_rot, 1, 1, 1)
         if self.config.shift and random_shift:
             labels[:, 1:] = torch.randint(0, 3, (n * n_rot, 2), device=x.device)
@@ -182,7 +182,7 @@ class SelfSupervisedKNN(Detector):
     def _views(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x_rot, labels = self.task(x, random_shift=False)
         logits, feats = self.head_logits(x_rot)
-        n = len(x)
+        n = x.shape[0]
         return {"transform": self._nll(logits, labels).view(self.config.rotations, n).mean(0),
                 "features": kth_distance(F.normalize(feats[:n], dim=1), self.feature_memory, self.config.k),
                 "pixels": kth_distance(self._pixel_features(x), self.pixel_memory, self.config.k)}

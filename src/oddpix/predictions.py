@@ -1,0 +1,70 @@
+"""What scoring image files gives, whichever scorer did it (a workspace's run bundle with PyTorch,
+:mod:`oddpix.predict`; an exported bundle without it, :mod:`oddpix.served`): one :class:`Prediction` per
+file, the files a list of paths names, the decision from the threshold, and heat-map pictures. Imports no
+PyTorch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+
+
+@dataclass
+class Prediction:
+    file: str
+    score: Optional[float] = None
+    anomaly: Optional[bool] = None
+    p_value: Optional[float] = None  # share of validation normals scoring at least as high
+    components: dict = field(default_factory=dict)
+    error: Optional[str] = None
+
+    def row(self) -> dict:
+        return {"file": self.file, "score": self.score, "anomaly": self.anomaly, "p_value": self.p_value,
+                **self.components, "error": self.error}
+
+
+def collect_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Files as given, and the image files under any directory (sorted, recursively)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            out.append(p)
+    return out
+
+
+def decide(results: Sequence[Prediction], scored: Sequence[int], comps: dict[str, np.ndarray], threshold) -> None:
+    """Fill the ``scored`` results in with their components, score (the threshold's ranking), decision and
+    p-value (when the threshold has a calibration)."""
+    ranking, decision = threshold.ranking(comps), threshold.predict(comps)
+    p_values = threshold.p_value(comps) if threshold.calibration else None
+    for j, i in enumerate(scored):
+        results[i].score = float(ranking[j])
+        results[i].anomaly = bool(decision[j])
+        results[i].p_value = float(p_values[j]) if p_values is not None else None
+        results[i].components = {k: float(v[j]) for k, v in comps.items()}
+
+
+def write_heat_maps(maps, files: list[Path], out_dir: str | Path) -> list[Path]:
+    """One heat-map PNG per image (its smoothed anomaly map, inferno colours, black = 0 and white = that
+    image's own maximum; the maximum itself is the ``local_max`` component) at the model's input size."""
+    from PIL import Image
+
+    from .figures import pyplot
+
+    colours = pyplot().get_cmap("inferno")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for f, m in zip(files, np.asarray(maps)):  # one small PNG per file: writing, not a hot path
+        scaled = m / max(float(m.max()), 1e-12)
+        target = out_dir / (f.stem + "_map.png")
+        Image.fromarray((colours(scaled)[..., :3] * 255).astype(np.uint8)).save(target)
+        written.append(target)
+    return written
