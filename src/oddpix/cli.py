@@ -120,6 +120,30 @@ def export_command(out_dir, model_path, kde_path, threshold_path, params_file):
                f"largest relative difference {max(manifest['check']['relative_differences'].values()):.1g}")
 
 
+@main.command("serve")
+@click.option("--bundle", "bundle_dir", required=True, help="an exported bundle (`oddpix export`)")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--max-file-mb", default=16.0, show_default=True, type=click.FloatRange(min=0.001))
+@click.option("--max-files", default=64, show_default=True, type=click.IntRange(1))
+@click.option("--max-pixels", default=25_000_000, show_default=True, type=click.IntRange(1))
+def serve_command(bundle_dir, host, port, max_file_mb, max_files, max_pixels):
+    """Serve an exported bundle over HTTP: POST /v1/score (multipart 'files'), GET /healthz, and a page at /
+    to drop images on (heat-map overlay, score, p-value, decision). onnxruntime, no PyTorch."""
+    try:
+        from .service import ServiceLimits, serve
+    except ImportError:
+        click.echo("error: oddpix serve needs fastapi and uvicorn: pip install 'oddpix[serve]'", err=True)
+        sys.exit(1)
+    limit = int(max_file_mb * 1024 ** 2)
+    try:
+        serve(bundle_dir, host, port, ServiceLimits(max_file_bytes=limit, max_request_bytes=4 * limit,
+                                                    max_files=max_files, max_pixels=max_pixels))
+    except OddpixError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
 @main.command("textures")
 @click.argument("out_dir")
 @click.option("--n", default=600, show_default=True, type=click.IntRange(1), help="images in all")

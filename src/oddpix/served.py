@@ -93,9 +93,10 @@ class ServedBundle:
     def has_maps(self) -> bool:
         return self.map_output is not None
 
-    def read(self, path: str | Path) -> np.ndarray:
-        """One file as the graph's H x W x C float32 pixels (0-255)."""
-        return read_image_file(path, self.channels, (self.height, self.width)).astype(np.float32)
+    def read(self, path: str | Path | bytes, max_pixels: Optional[int] = None) -> np.ndarray:
+        """One file (a path or its bytes) as the graph's H x W x C float32 pixels (0-255)."""
+        bound = {} if max_pixels is None else {"max_pixels": max_pixels}
+        return read_image_file(path, self.channels, (self.height, self.width), **bound).astype(np.float32)
 
     def score(self, pixels: np.ndarray) -> tuple[dict[str, np.ndarray], Optional[np.ndarray]]:
         """Score components (float64, as the pipeline's tables hold them) and the smoothed maps of N x H x W x C

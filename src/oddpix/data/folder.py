@@ -112,20 +112,28 @@ def _to_8bit(img):
     return img
 
 
-def read_image_file(path: str | Path, channels: int, size: Optional[tuple[int, int]] = None,
-                    nearest: bool = False) -> np.ndarray:
-    """One image file as uint8 H x W x C (``channels`` 1: grayscale, 3: RGB), resized to ``size`` = (H, W)
-    when given (bilinear; ``nearest`` for masks). 16-bit and float images are scaled, not clipped. Raises
-    :class:`OddpixError` with the reason when the file is not a readable image."""
+def read_image_file(path: str | Path | bytes, channels: int, size: Optional[tuple[int, int]] = None,
+                    nearest: bool = False, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """One image file (a path, or the file's bytes) as uint8 H x W x C (``channels`` 1: grayscale, 3: RGB),
+    resized to ``size`` = (H, W) when given (bilinear; ``nearest`` for masks). 16-bit and float images are
+    scaled, not clipped; an image of more than ``max_pixels`` is refused before it is decoded. Raises
+    :class:`OddpixError` with the reason when it is not a readable image."""
+    import io
+
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
-    if not path.exists():
-        raise OddpixError("no such file")
+    if isinstance(path, (bytes, bytearray)):
+        if not path:
+            raise OddpixError("an empty file")
+        source = io.BytesIO(path)
+    else:
+        source = path = Path(path)
+        if not path.exists():
+            raise OddpixError("no such file")
     try:
-        with Image.open(path) as img:
-            if img.width * img.height > MAX_PIXELS:
-                raise OddpixError(f"{img.width}x{img.height} pixels is more than the {MAX_PIXELS:,} oddpix reads")
+        with Image.open(source) as img:
+            if img.width * img.height > max_pixels:
+                raise OddpixError(f"{img.width}x{img.height} pixels is more than the {max_pixels:,} oddpix reads")
             img = _to_8bit(img).convert("L" if channels == 1 else "RGB")
             if size is not None and img.size != (size[1], size[0]):
                 img = img.resize((size[1], size[0]), Image.NEAREST if nearest else Image.BILINEAR)

@@ -1,0 +1,115 @@
+"""`oddpix serve` on an exported bundle: the API's answers equal the bundle's own scores; bad input gets
+a 4xx with a JSON error (never a traceback) and the service keeps answering."""
+
+import io
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    from conftest import TINY_MODELS, run_pipeline
+    from oddpix.bundle import RunBundle
+    from oddpix.config import parse_params
+    from oddpix.data.synthetic import write_defect_folder
+    from oddpix.export import export
+    from oddpix.served import ServedBundle
+    from oddpix.service import ServiceLimits, create_app
+
+    tmp = tmp_path_factory.mktemp("service")
+    root = write_defect_folder(tmp / "textures", n=100, size=32, defect_share=0.3, seed=3)
+    params = parse_params({"device": "cpu", "model": "patch_knn", "models": TINY_MODELS,
+                           "preprocess": {"normalize": "local"},
+                           "data": {"dataset": "folder", "protocol": "folder", "normal_classes": ["good"],
+                                    "folder": {"root": str(root), "image_size": 32, "channels": 3,
+                                               "test_fraction": 0.3}}})
+    run_pipeline(params, tmp / "run")
+    bundle = RunBundle.read(tmp / "run/models/detector.pt", tmp / "run/models/kde.pt", tmp / "run/models/threshold.json")
+    export(bundle, tmp / "bundle")
+    served = ServedBundle(tmp / "bundle")
+    limits = ServiceLimits(max_file_bytes=200_000, max_request_bytes=1_000_000, max_files=8, max_pixels=1_000_000)
+    return TestClient(create_app(served, limits), raise_server_exceptions=False), served, root
+
+
+def _png(rng, size=(40, 30)):
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_scores_equal_the_bundles_and_the_page_is_served(service):
+    client, served, root = service
+    files = sorted((root / "defect").glob("*.png"))[:3] + sorted((root / "good").glob("*.png"))[:2]
+    reply = client.post("/v1/score?maps=true", files=[("files", (f.name, f.read_bytes(), "image/png")) for f in files])
+    assert reply.status_code == 200, reply.text
+    results = reply.json()["results"]
+    assert [r["file"] for r in results] == [f.name for f in files]
+    want = served.predict_files(files)
+    for r, w in zip(results, want):
+        assert r["score"] == pytest.approx(w.score, rel=1e-9) and r["anomaly"] == w.anomaly
+        assert r["p_value"] == pytest.approx(w.p_value) and set(r["components"]) == set(w.components)
+        heat = Image.open(io.BytesIO(__import__("base64").b64decode(r["map_png"])))
+        assert heat.size == (32, 32)
+    assert client.get("/healthz").json()["status"] == "ok"
+    info = client.get("/v1/info").json()
+    assert info["detector"] == "patch_knn" and info["maps"] is True
+    page = client.get("/")
+    assert page.status_code == 200 and "/v1/score" in page.text and "drop" in page.text.lower()
+
+
+def test_hostile_uploads_get_a_4xx_with_a_json_error(service):
+    client, _, _ = service
+    rng = np.random.default_rng(0)
+    good = _png(rng)
+    truncated = good[: len(good) // 2]
+    sixteen = io.BytesIO()
+    Image.fromarray(rng.integers(0, 65535, (20, 20), dtype=np.uint16)).save(sixteen, format="PNG")
+    flat = io.BytesIO()  # 1.2 million pixels (beyond max_pixels) in a few kilobytes
+    Image.new("L", (1200, 1000)).save(flat, format="PNG")
+    huge = flat.getvalue()
+    assert len(huge) < 200_000
+    mixed = client.post("/v1/score", files=[("files", ("ok.png", good, "image/png")),
+                                            ("files", ("cut.png", truncated, "image/png")),
+                                            ("files", ("deep.png", sixteen.getvalue(), "image/png")),
+                                            ("files", ("huge.png", huge, "image/png")),
+                                            ("files", ("empty.png", b"", "image/png"))])
+    assert mixed.status_code == 200
+    by_name = {r["file"]: r for r in mixed.json()["results"]}
+    assert "score" in by_name["ok.png"] and "score" in by_name["deep.png"]  # 16-bit images are scaled
+    assert "not a readable image" in by_name["cut.png"]["error"]
+    assert "pixels" in by_name["huge.png"]["error"] and "empty" in by_name["empty.png"]["error"]
+    cases = {
+        "only bad": client.post("/v1/score", files=[("files", ("x.png", b"not an image", "image/png"))]),
+        "no files": client.post("/v1/score", files=[("other", ("x.png", good, "image/png"))]),
+        "not a form": client.post("/v1/score", content=good, headers={"content-type": "image/png"}),
+        "too big": client.post("/v1/score", files=[("files", ("big.png", b"0" * 300_000, "image/png"))]),
+        "too many": client.post("/v1/score", files=[("files", (f"{i}.png", good, "image/png")) for i in range(9)]),
+        "no maps": None,
+    }
+    expected = {"only bad": 400, "no files": 422, "not a form": 415, "too big": 413, "too many": 413}
+    for name, status in expected.items():
+        reply = cases[name]
+        assert reply.status_code == status, (name, reply.status_code, reply.text)
+        assert "error" in reply.json() and "Traceback" not in reply.text
+    assert client.get("/healthz").status_code == 200  # still answering
+
+
+def test_concurrent_requests_are_all_answered(service):
+    client, served, _ = service
+    rng = np.random.default_rng(1)
+    images = [_png(rng) for _ in range(6)]
+
+    def one(i):
+        return client.post("/v1/score", files=[("files", (f"{i}.png", images[i % 6], "image/png"))]).json()
+
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(one, range(24)))
+    scores = [r["results"][0]["score"] for r in replies]
+    for i, s in enumerate(scores):  # the same image, the same score, whatever ran beside it
+        assert s == pytest.approx(scores[i % 6], rel=1e-6)
