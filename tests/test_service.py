@@ -100,6 +100,17 @@ def test_hostile_uploads_get_a_4xx_with_a_json_error(service):
     assert client.get("/healthz").status_code == 200  # still answering
 
 
+def test_a_request_that_scores_too_long_gets_a_503(service):
+    from oddpix.service import ServiceLimits, create_app
+
+    _, served, root = service
+    slow = TestClient(create_app(served, ServiceLimits(max_seconds=1e-6)), raise_server_exceptions=False)
+    image = sorted((root / "good").glob("*.png"))[0]
+    reply = slow.post("/v1/score", files=[("files", (image.name, image.read_bytes(), "image/png"))])
+    assert reply.status_code == 503 and "longer than" in reply.json()["error"]
+    assert slow.get("/healthz").status_code == 200
+
+
 def test_concurrent_requests_are_all_answered(service):
     client, served, _ = service
     rng = np.random.default_rng(1)

@@ -10,12 +10,14 @@
   p-value and decision, sorted by score, with the threshold.
 
 Bounds (``ServiceLimits``): bytes per upload and per request, images per request, pixels per image
-(checked before decoding). Bad input gets a 4xx with a JSON ``error``; an unexpected failure a 500 with
+(checked before decoding), seconds of scoring per request (503 beyond; scoring runs in a worker thread, so
+health checks and other requests are answered meanwhile). Bad input gets a 4xx with a JSON ``error``; an unexpected failure a 500 with
 a JSON error and no traceback; the service keeps answering.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from importlib import resources
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from .errors import OddpixError
@@ -36,6 +39,7 @@ class ServiceLimits:
     max_request_bytes: int = 64 * 1024 ** 2
     max_files: int = 64
     max_pixels: int = 25_000_000
+    max_seconds: float = 60.0  # scoring one request longer than this answers 503 (the service goes on)
 
 
 def _map_png(m: np.ndarray) -> str:
@@ -110,7 +114,13 @@ def create_app(bundle: ServedBundle, limits: ServiceLimits = ServiceLimits()) ->
             results.append(entry)
         if not good:
             return JSONResponse({"results": results, "error": "no image could be read"}, status_code=400)
-        comps, anomaly_maps = bundle.score(np.stack(pixels))
+        try:  # in a worker thread: the service keeps answering other requests meanwhile
+            comps, anomaly_maps = await asyncio.wait_for(run_in_threadpool(bundle.score, np.stack(pixels)),
+                                                         limits.max_seconds)
+        except asyncio.TimeoutError:
+            return error(503, f"scoring took longer than {limits.max_seconds:g} s; send fewer images at once")
+        except OddpixError as exc:
+            return error(422, str(exc))
         ranking, decision = thr.ranking(comps), thr.predict(comps)
         p_values = thr.p_value(comps) if thr.calibration else None
         for j, i in enumerate(good):
