@@ -124,3 +124,56 @@ def test_concurrent_requests_are_all_answered(service):
     scores = [r["results"][0]["score"] for r in replies]
     for i, s in enumerate(scores):  # the same image, the same score, whatever ran beside it
         assert s == pytest.approx(scores[i % 6], rel=1e-6)
+
+
+def test_the_page_in_a_real_browser_scores_a_dropped_image_and_draws_its_overlay(service, tmp_path):
+    """Headless chromium (Debian's chromium and chromium-driver; .ci/run installs them) on a live server."""
+    import shutil
+    import socket
+    import threading
+    import time
+
+    webdriver = pytest.importorskip("selenium.webdriver")
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.skip("chromium and chromium-driver are not installed (apt install chromium chromium-driver)")
+    import uvicorn
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from oddpix.service import create_app
+
+    _, served, root = service
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(served), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,800"):
+        options.add_argument(arg)
+    browser = webdriver.Chrome(service=webdriver.ChromeService(executable_path=shutil.which("chromedriver")),
+                               options=options)
+    try:
+        browser.get(f"http://127.0.0.1:{port}/")
+        WebDriverWait(browser, 30).until(lambda b: "detector patch_knn" in b.find_element(By.ID, "info").text)
+        images = sorted((root / "defect").glob("*.png"))[:2] + sorted((root / "good").glob("*.png"))[:2]
+        browser.find_element(By.ID, "pick").send_keys("\n".join(str(f) for f in images))
+        WebDriverWait(browser, 60).until(lambda b: b.find_element(By.TAG_NAME, "body").get_attribute("data-done"))
+        cards = browser.find_elements(By.CSS_SELECTOR, ".card")
+        assert len(cards) == 4
+        shown = [float(c.find_element(By.CSS_SELECTOR, ".score").text) for c in cards]
+        assert shown == sorted(shown, reverse=True)  # sorted by score
+        want = {p.file.split("/")[-1]: p for p in served.predict_files(images)}
+        for card, score in zip(cards, shown):
+            assert score == pytest.approx(want[card.get_attribute("data-file")].score, rel=1e-4)
+            assert card.get_attribute("data-overlay") == "drawn"  # the heat map over the image
+            assert ("ANOMALOUS" in card.text) == want[card.get_attribute("data-file")].anomaly
+        browser.save_screenshot(str(tmp_path / "page.png"))
+        assert (tmp_path / "page.png").stat().st_size > 10_000
+    finally:
+        browser.quit()
+        server.should_exit = True
+        thread.join(10)

@@ -3,7 +3,7 @@
 * ``POST /v1/score`` (multipart form, one or more ``files``): JSON with one entry per image, in the order
   sent: ``file``, ``score``, ``components``, ``p_value``, ``anomaly``, ``threshold`` (or ``error`` for an
   image that cannot be read); ``?maps=true`` adds each image's anomaly map as a base64 PNG (``map_png``,
-  for detectors with maps). 400 when no image could be read, 413 beyond the bounds, 415 for a body that is
+  for detectors with maps; one colour scale for the request's images). 400 when no image could be read, 413 beyond the bounds, 415 for a body that is
   not a multipart form, 422 without files.
 * ``GET /v1/info``: the detector, its input, components and threshold. ``GET /healthz``.
 * ``GET /``: a page where a person drops images and sees each one with its heat-map overlay, score,
@@ -42,13 +42,14 @@ class ServiceLimits:
     max_seconds: float = 60.0  # scoring one request longer than this answers 503 (the service goes on)
 
 
-def _map_png(m: np.ndarray) -> str:
-    """An anomaly map as a base64 PNG: inferno colours, black = 0, white = the map's own maximum."""
+def _map_png(m: np.ndarray, top: float) -> str:
+    """An anomaly map as a base64 PNG: inferno colours, black = 0, white = ``top`` (the largest value of
+    the request's maps, so a quiet normal image stays dark beside an anomaly)."""
     from PIL import Image
 
     from .figures import pyplot
 
-    scaled = m / max(float(m.max()), 1e-12)
+    scaled = m / max(top, 1e-12)
     rgb = (pyplot().get_cmap("inferno")(np.clip(scaled, 0, 1))[..., :3] * 255).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG")
@@ -123,12 +124,13 @@ def create_app(bundle: ServedBundle, limits: ServiceLimits = ServiceLimits()) ->
             return error(422, str(exc))
         ranking, decision = thr.ranking(comps), thr.predict(comps)
         p_values = thr.p_value(comps) if thr.calibration else None
+        top = float(np.abs(anomaly_maps).max()) if maps else 0.0
         for j, i in enumerate(good):
             results[i].update(score=float(ranking[j]), anomaly=bool(decision[j]),
                               p_value=None if p_values is None else float(p_values[j]),
                               components={k: float(v[j]) for k, v in comps.items()}, threshold=thr.describe())
             if maps:
-                results[i]["map_png"] = _map_png(anomaly_maps[j])
+                results[i]["map_png"] = _map_png(anomaly_maps[j], top)
         return {"detector": bundle.detector, "results": results}
 
     return app
