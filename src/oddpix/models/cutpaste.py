@@ -35,9 +35,9 @@ from .base import FitData, MapDetector, Phase
 from .blocks import PreActBlock
 from .catalog import register
 from .gaussian import fit_gaussian, mahalanobis, register_gaussian
-from .synthetic_anomalies import cut_paste, pixel_range
+from .memory import random_patch_rows
+from .synthetic_anomalies import cut_paste, draw_images, pixel_range, training_draws
 
-VAL_IMAGES = 256  # synthetic validation images (the validation normals, repeated as needed)
 KINDS = 3         # untouched, cut-paste, scar
 
 
@@ -127,16 +127,11 @@ class CutPaste(MapDetector):
         return out, kinds
 
     def phases(self, data: FitData, ctx: FitContext) -> Iterator[Phase]:
-        x = data.train_x.float().to(ctx.device)
+        x, seed, self._gen, val = training_draws(data, ctx)
         lo, hi = pixel_range(x)
         self.data_range.copy_(torch.stack([lo, torch.maximum(hi, lo + 1e-3)]))
         self._pool = x
-        seed = int(torch.randint(0, 2 ** 62, (1,), generator=ctx.generator))
-        self._gen = torch.Generator(device=ctx.device).manual_seed(seed)
-        val = data.normal_val_x()
-        if val is not None and len(val):
-            val = val.float().to(ctx.device)
-            val = val[torch.arange(max(len(val), VAL_IMAGES), device=ctx.device) % len(val)]
+        if val is not None:
             self._val = self._synthesize(val, torch.Generator(device=ctx.device).manual_seed(seed + 1))
         ctx.log(f"cutpaste: {len(x)} normal training images, {self.config.epoch_images} per epoch, each untouched, "
                 "cut-pasted or scarred")
@@ -158,11 +153,7 @@ class CutPaste(MapDetector):
         return F.cross_entropy(logits, kinds), (logits.argmax(1) == kinds).float().mean()
 
     def training_step(self, batch, phase: Phase) -> dict[str, float]:
-        pick = torch.randint(0, len(self._pool), (len(batch),), generator=self._gen, device=self._pool.device)
-        x = self._pool[pick]
-        if self.config.flip:
-            mirror = torch.rand(len(x), generator=self._gen, device=x.device) < 0.5
-            x = torch.where(mirror.view(-1, 1, 1, 1), x.flip(-1), x)
+        x = draw_images(self._pool, len(batch), self._gen, self.config.flip)
         loss, accuracy = self._loss(*self._synthesize(x, self._gen))
         return {"loss": optimize(phase.optimizers[0], loss), "accuracy": float(accuracy)}
 
@@ -174,20 +165,18 @@ class CutPaste(MapDetector):
         return F.avg_pool2d(local, 3, 1, 1, count_include_pad=False)
 
     @torch.no_grad()
-    def _fit_gaussians(self, x: torch.Tensor, g: torch.Generator, batch: int = 64) -> None:
+    def _fit_gaussians(self, x: torch.Tensor, g: torch.Generator) -> None:
         """The image Gaussian from every training image's pooled features; the local one from ``memory``
-        local features drawn at random (without replacement) from all of them, a batch at a time."""
-        pooled, rows = [], []
-        first = self._local_features(self._forward(x[:1])[1])
-        per_image = first.shape[2] * first.shape[3]
-        pick = torch.randperm(len(x) * per_image, generator=g, device=x.device)[: self.config.memory].sort().values
-        for start in range(0, len(x), batch):
-            p, local, _ = self._forward(x[start:start + batch])
+        local features drawn at random (without replacement) from all of them, in the same passes."""
+        pooled = []
+
+        def local(batch: torch.Tensor) -> torch.Tensor:
+            p, features, _ = self._forward(batch)
             pooled.append(p)
-            inside = pick[(pick >= start * per_image) & (pick < (start + batch) * per_image)] - start * per_image
-            rows.append(self._local_features(local).permute(0, 2, 3, 1).flatten(0, 2)[inside])
+            return self._local_features(features)
+
+        local_rows = random_patch_rows(x, self.config.memory, g, local)
         fit_gaussian(self, "image", torch.cat(pooled))
-        local_rows = torch.cat(rows)
         self._local_rows = len(local_rows)
         fit_gaussian(self, "local", local_rows)
 

@@ -35,11 +35,8 @@ from ..training import FitContext, TrainConfig, optimize
 from .base import FitData, MapDetector, Phase
 from .blocks import UNet, focal_loss
 from .catalog import register
-from .memory import kth_distance, register_memory
-from .synthetic_anomalies import SOURCES, paste, pixel_range
-
-VAL_IMAGES = 256  # synthetic validation images (the validation normals, repeated as needed)
-
+from .memory import kth_distance, random_patch_rows, register_memory
+from .synthetic_anomalies import SOURCES, draw_images, paste, pixel_range, training_draws
 
 @dataclass(frozen=True)
 class DraemConfig(TrainConfig):
@@ -143,16 +140,11 @@ class Draem(MapDetector):
         return paste(x, pool, lo, hi, tuple(cfg.sources), cfg.anomaly_share, cfg.threshold, cfg.min_opacity, g)
 
     def phases(self, data: FitData, ctx: FitContext) -> Iterator[Phase]:
-        x = data.train_x.float().to(ctx.device)
+        x, seed, self._gen, val = training_draws(data, ctx)
         lo, hi = pixel_range(x)
         self.data_range.copy_(torch.stack([lo, torch.maximum(hi, lo + 1e-3)]))
         self._pool = x
-        seed = int(torch.randint(0, 2 ** 62, (1,), generator=ctx.generator))
-        self._gen = torch.Generator(device=ctx.device).manual_seed(seed)
-        val = data.normal_val_x()
-        if val is not None and len(val):
-            val = val.float().to(ctx.device)
-            val = val[torch.arange(max(len(val), VAL_IMAGES), device=ctx.device) % len(val)]
+        if val is not None:
             fixed = torch.Generator(device=ctx.device).manual_seed(seed + 1)
             val = self._crop(val, fixed)
             self._val = (val, *self._synthesize(val, fixed))
@@ -162,7 +154,8 @@ class Draem(MapDetector):
         yield Phase(self.config.epochs)
         self._pool = self._val = self._gen = None
         self.eval()
-        self.patch_memory = self._remember(x, torch.Generator(device=ctx.device).manual_seed(seed + 2))
+        memory_draw = torch.Generator(device=ctx.device).manual_seed(seed + 2)
+        self.patch_memory = random_patch_rows(x, self.config.memory, memory_draw, self._features)
         ctx.log(f"draem: {len(self.patch_memory)} training patch features remembered (scale {self.level}, "
                 f"{self.patch_memory.shape[1]} channels)")
 
@@ -186,16 +179,8 @@ class Draem(MapDetector):
         out["loss"] = sum(out.values())
         return out
 
-    def _draw(self, n: int) -> torch.Tensor:
-        pick = torch.randint(0, len(self._pool), (n,), generator=self._gen, device=self._pool.device)
-        x = self._crop(self._pool[pick], self._gen)
-        if self.config.flip:
-            mirror = torch.rand(n, generator=self._gen, device=x.device) < 0.5
-            x = torch.where(mirror.view(-1, 1, 1, 1), x.flip(-1), x)
-        return x
-
     def training_step(self, batch, phase: Phase) -> dict[str, float]:
-        x = self._draw(len(batch))
+        x = draw_images(self._pool, len(batch), self._gen, self.config.flip, self._crop)
         parts = self._losses(x, *self._synthesize(x, self._gen))
         loss = parts.pop("loss")
         return {"loss": optimize(phase.optimizers[0], loss), **{k: float(v.detach()) for k, v in parts.items()}}
@@ -211,22 +196,6 @@ class Draem(MapDetector):
         neighbours (PatchCore's local aggregation)."""
         h = torch.cat([x, self.recon(x)], 1) if self.recon is not None else x
         return F.avg_pool2d(self.seg.encode(h, self.level + 1)[-1], 3, 1, 1, count_include_pad=False)
-
-    @torch.no_grad()
-    def _remember(self, x: torch.Tensor, g: torch.Generator, batch: int = 64) -> torch.Tensor:
-        """``memory`` patch features drawn at random (without replacement) from every training image's,
-        extracted a batch at a time (the features of all images at once are never held)."""
-        first = self._features(x[:1].float())
-        per_image = first.shape[2] * first.shape[3]
-        total = len(x) * per_image
-        pick = torch.randperm(total, generator=g, device=x.device)[: self.config.memory].sort().values
-        rows = []
-        for start in range(0, len(x), batch):
-            inside = pick[(pick >= start * per_image) & (pick < (start + batch) * per_image)] - start * per_image
-            if len(inside):
-                f = self._features(x[start:start + batch].float()).permute(0, 2, 3, 1).flatten(0, 2)
-                rows.append(f[inside])
-        return torch.cat(rows)
 
     @torch.no_grad()
     def _memory_map(self, x: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ the stored size (known only from the file) before the values are copied in.
 from __future__ import annotations
 
 from functools import partial
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -42,3 +42,20 @@ def nearest_distances(queries: torch.Tensor, memory: torch.Tensor, k: int,
 def kth_distance(queries: torch.Tensor, memory: torch.Tensor, k: int, rows: Optional[int] = None) -> torch.Tensor:
     """Each query row's distance to its ``k``-th nearest memory row."""
     return nearest_distances(queries, memory, k, rows)[:, -1]
+
+
+@torch.no_grad()
+def random_patch_rows(x: torch.Tensor, count: int, g: torch.Generator,
+                      features: Callable[[torch.Tensor], torch.Tensor], batch: int = 64) -> torch.Tensor:
+    """``count`` patch features drawn at random, without replacement, from those of every image of ``x``
+    (``features``: a batch of images -> N x C x h x w), extracted ``batch`` images at a time, so the features
+    of all images at once are never held; rows in image order."""
+    rows, pick, per_image = [], None, 0
+    for start in range(0, len(x), batch):
+        f = features(x[start:start + batch].float())
+        if pick is None:  # the patch grid is known from the first batch
+            per_image = f.shape[2] * f.shape[3]
+            pick = torch.randperm(len(x) * per_image, generator=g, device=x.device)[:count].sort().values
+        f = f.permute(0, 2, 3, 1).flatten(0, 2)
+        rows.append(f[pick[(pick >= start * per_image) & (pick < (start + batch) * per_image)] - start * per_image])
+    return torch.cat(rows)

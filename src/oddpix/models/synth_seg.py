@@ -33,12 +33,11 @@ from ..training import FitContext, TrainConfig
 from .base import FitData, MapDetector, Phase
 from .blocks import UNet, focal_loss
 from .catalog import register
-from .synthetic_anomalies import pixel_range
+from .synthetic_anomalies import draw_images, pixel_range, training_draws
 
 BLOB_SCALES = (4, 8, 16)  # pixels between the random field's knots: small, medium and large blobs
 MIN_AREA = 0.005          # the smallest share of the image a blob covers
 KEEP_MAX = 0.7            # the largest share of the original kept under a pasted region
-VAL_IMAGES = 256          # synthetic validation images (the validation normals, repeated as needed)
 
 
 @dataclass(frozen=True)
@@ -133,15 +132,10 @@ class SyntheticSegmentation(MapDetector):
     # ---- training ------------------------------------------------------------------------------------
 
     def phases(self, data: FitData, ctx: FitContext) -> Iterator[Phase]:
-        x = data.train_x.float().to(ctx.device)
+        x, seed, self._gen, val = training_draws(data, ctx)
         lo, hi = pixel_range(x)
         self._pool, self._span = x, max(float(hi - lo), 1e-3)
-        seed = int(torch.randint(0, 2 ** 62, (1,), generator=ctx.generator))
-        self._gen = torch.Generator(device=ctx.device).manual_seed(seed)
-        val = data.normal_val_x()
-        if val is not None and len(val):
-            val = val.float().to(ctx.device)
-            val = val[torch.arange(max(len(val), VAL_IMAGES), device=ctx.device) % len(val)]
+        if val is not None:
             fixed = torch.Generator(device=ctx.device).manual_seed(seed + 1)
             self._val = synthesize(val, x, self._span, self.config, fixed)
         ctx.log(f"synth_seg: {len(x)} normal training images, {self.config.epoch_images} per epoch with synthetic "
@@ -161,11 +155,7 @@ class SyntheticSegmentation(MapDetector):
         return focal_loss(self.net(x)[:, 0], mask, self.config.focal_gamma)
 
     def loss(self, batch: torch.Tensor) -> torch.Tensor:
-        pick = torch.randint(0, len(self._pool), (len(batch),), generator=self._gen, device=self._pool.device)
-        x = self._pool[pick]
-        if self.config.flip:  # half of the images mirrored left-right
-            mirror = torch.rand(len(x), generator=self._gen, device=x.device) < 0.5
-            x = torch.where(mirror.view(-1, 1, 1, 1), x.flip(-1), x)
+        x = draw_images(self._pool, len(batch), self._gen, self.config.flip)
         return self._focal(*synthesize(x, self._pool, self._span, self.config, self._gen))
 
     def validation_loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:

@@ -13,6 +13,7 @@ anomaly).
 from __future__ import annotations
 
 import math
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -228,3 +229,36 @@ def cut_paste(x: torch.Tensor, kinds: torch.Tensor, lo: float, hi: float, g: tor
     out = torch.where(mask[:, None], content, x)
     changed = mask & ((out - x).abs().amax(1) > 1e-6)
     return out, changed.float()
+
+
+VAL_IMAGES = 256  # synthetic validation images (the validation normals, repeated as needed)
+
+
+def training_draws(data, ctx) -> tuple[torch.Tensor, int, torch.Generator, Optional[torch.Tensor]]:
+    """What a detector trained on synthetic anomalies starts from (``synth_seg``, ``draem``, ``cutpaste``):
+    the training images (float, on the device), a seed drawn from the run's generator, the generator of
+    the training draws seeded with it (``seed + 1`` and up are for fixed draws), and the validation normals
+    repeated to at least :data:`VAL_IMAGES` (None when there are none)."""
+    x = data.train_x.float().to(ctx.device)
+    seed = int(torch.randint(0, 2 ** 62, (1,), generator=ctx.generator))
+    gen = torch.Generator(device=ctx.device).manual_seed(seed)
+    val = data.normal_val_x()
+    if val is not None and len(val):
+        val = val.float().to(ctx.device)
+        val = val[torch.arange(max(len(val), VAL_IMAGES), device=ctx.device) % len(val)]
+    else:
+        val = None
+    return x, seed, gen, val
+
+
+def draw_images(pool: torch.Tensor, n: int, g: torch.Generator, flip: bool,
+                then: Optional[Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = None) -> torch.Tensor:
+    """``n`` images drawn at random from ``pool`` (``then`` applied to them, e.g. a random crop), half of
+    them mirrored left-right when ``flip``."""
+    x = pool[torch.randint(0, len(pool), (n,), generator=g, device=pool.device)]
+    if then is not None:
+        x = then(x, g)
+    if flip:
+        mirror = torch.rand(n, generator=g, device=x.device) < 0.5
+        x = torch.where(mirror.view(-1, 1, 1, 1), x.flip(-1), x)
+    return x
