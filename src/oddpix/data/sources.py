@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from ..errors import OddpixError
 from .cifar import CIFAR10, BatchDataset, describe_missing, download_batches, read_batch_folder
@@ -97,69 +97,57 @@ def load_dataset(name: str, mirror: Optional[str] = None, checksums: str = "orig
     """Find, verify and read dataset ``name``; a readable error lists what was tried and what to do."""
     spec = DATASETS[name]
     if isinstance(spec, BatchDataset):
-        return _load_batches(spec, mirror, checksums, download, Path(cache_dir))
-    tried: list[str] = []
-    for what, folder in candidate_folders(spec, mirror):
-        data = read_idx_folder(spec, folder, checksums)
-        if data is not None:
-            return data
+        return _search(
+            spec, mirror, checksums, download, Path(cache_dir), read=read_batch_folder,
+            why_not=lambda folder: describe_missing(spec, folder) if folder.is_dir() else "not a folder",
+            fetch=download_batches, fetched_checksums="original" if checksums != "off" else "off",
+            fix=f"put {spec.archive[0]} (or its unpacked {spec.member_folder}/, or an image-folder copy with "
+                f"train/<class>/ and test/<class>/) into <folder>/{spec.folder}/ and `export {MIRROR_ENV}=<folder>` "
+                "(or set data.mirror in params.yaml)")
+
+    def why_not(folder: Path) -> str:
         missing = [n for n in spec.files if not (folder / n).is_file() and not (folder / f"{n}.gz").is_file()]
         if folder.is_dir() and 0 < len(missing) < len(spec.files):
-            tried.append(f"{what} {folder} (missing {', '.join(f'{n}[.gz]' for n in missing)})")
-        else:
-            tried.append(f"{what} {folder} (no {spec.title} IDX files there)")
-    if not os.environ.get(MIRROR_ENV):
-        tried.append(f"${MIRROR_ENV} (not set)")
-    if download:
-        try:
-            folder = _download(spec, Path(cache_dir))
-        except Exception as exc:  # network errors come in many types; all mean the same to the user
-            tried.append(f"torchvision download ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
-        else:
-            # torchvision checked what it downloaded (the files' or the archive's MD5); check again where a
-            # per-file sum is published
-            verify = "original" if checksums != "off" and (spec.md5 or spec.gz_md5) else "off"
-            data = read_idx_folder(spec, folder, verify)
-            if data is not None:
-                data.source = f"torchvision download ({folder})"
-                return data
-            tried.append(f"torchvision download ({folder} is incomplete)")
-    else:
-        tried.append("torchvision download (off: data.download is false)")
+            return f"missing {', '.join(f'{n}[.gz]' for n in missing)}"
+        return f"no {spec.title} IDX files there"
+
     apt = f", or `apt install {spec.apt_package}`" if spec.apt_package else ""
     originals = f"{spec.archive[0]} (or " if spec.archive else "the four original files ("
-    raise OddpixError(
-        f"could not get {spec.title}. Tried: " + "; ".join(tried) + ". "
-        f"To fix: put {originals}{', '.join(f + '.gz' for f in spec.files)}) into "
-        f"<folder>/{spec.folder}/ and `export {MIRROR_ENV}=<folder>` (or set data.mirror in params.yaml)"
-        f"{apt}, or connect to the internet with data.download: true.")
+    # torchvision checked what it downloaded (the files' or the archive's MD5); check again where a per-file
+    # sum is published
+    return _search(
+        spec, mirror, checksums, download, Path(cache_dir), read=read_idx_folder, why_not=why_not, fetch=_download,
+        fetched_checksums="original" if checksums != "off" and (spec.md5 or spec.gz_md5) else "off",
+        fix=f"put {originals}{', '.join(f + '.gz' for f in spec.files)}) into <folder>/{spec.folder}/ and "
+            f"`export {MIRROR_ENV}=<folder>` (or set data.mirror in params.yaml){apt}")
 
 
-def _load_batches(spec: BatchDataset, mirror: Optional[str], checksums: str, download: bool,
-                  cache_dir: Path) -> RawDataset:
+def _search(spec, mirror: Optional[str], checksums: str, download: bool, cache_dir: Path, *,
+            read: Callable, why_not: Callable[[Path], str], fetch: Callable, fetched_checksums: str,
+            fix: str) -> RawDataset:
+    """The search order of every dataset format: the candidate folders (``read(spec, folder, checksums)``;
+    ``why_not`` says why a folder did not do), then a torchvision download (``fetch(spec, cache_dir)``, read
+    with ``fetched_checksums``); else one error naming what was tried and, after ``fix``, what to do."""
     tried: list[str] = []
     for what, folder in candidate_folders(spec, mirror):
-        data = read_batch_folder(spec, folder, checksums)
+        data = read(spec, folder, checksums)
         if data is not None:
             return data
-        tried.append(f"{what} {folder} ({describe_missing(spec, folder) if folder.is_dir() else 'not a folder'})")
+        tried.append(f"{what} {folder} ({why_not(folder)})")
     if not os.environ.get(MIRROR_ENV):
         tried.append(f"${MIRROR_ENV} (not set)")
     if download:
         try:
-            folder = download_batches(spec, cache_dir)
+            folder = fetch(spec, cache_dir)
         except Exception as exc:  # network errors come in many types; all mean the same to the user
             tried.append(f"torchvision download ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
         else:
-            data = read_batch_folder(spec, folder, "original" if checksums != "off" else "off")
+            data = read(spec, folder, fetched_checksums)
             if data is not None:
                 data.source = f"torchvision download ({data.source})"
                 return data
             tried.append(f"torchvision download ({folder} is incomplete)")
     else:
         tried.append("torchvision download (off: data.download is false)")
-    raise OddpixError(
-        f"could not get {spec.title}. Tried: " + "; ".join(tried) + ". "
-        f"To fix: put {spec.archive[0]} (or its unpacked {spec.member_folder}/, or an image-folder copy with "
-        f"train/<class>/ and test/<class>/) into <folder>/{spec.folder}/ and `export {MIRROR_ENV}=<folder>` (or "
-        "set data.mirror in params.yaml), or connect to the internet with data.download: true.")
+    raise OddpixError(f"could not get {spec.title}. Tried: " + "; ".join(tried) + f". To fix: {fix}, or connect to "
+                      "the internet with data.download: true.")
