@@ -21,7 +21,7 @@ from .data.folder import read_image_file
 from .bundle import RunBundle, as_numpy
 from .errors import OddpixError
 from .models import REGISTRY
-from .predictions import Prediction, collect_files, decide, write_heat_maps
+from .predictions import Prediction, collect_files, predict_with
 from .preprocess import Preprocessor
 
 
@@ -38,27 +38,18 @@ def predict_files(scorer: RunBundle, paths: Iterable[str | Path], maps_dir: str 
     if maps_dir is not None and not scorer.detector.has_maps:
         with_maps = ", ".join(name for name, cls in REGISTRY.items() if cls.has_maps)
         raise OddpixError(f"model {scorer.detector.name} has no anomaly maps (--maps needs one of: {with_maps})")
-    results = [Prediction(file=str(f)) for f in files]
     expected = tuple(scorer.detector.input_shape)
-    good, tensors = [], []
-    for i, f in enumerate(files):
-        try:
-            x = read_image(f, scorer.preprocessor, scorer.channels)
-            shape = tuple(x.shape[1:])
-            if shape != expected:
-                raise OddpixError(f"image is {shape[1]}x{shape[2]} after preprocessing; the model takes "
-                                  f"{expected[1]}x{expected[2]} (train with preprocess.image_size to resize)")
-        except OddpixError as exc:
-            results[i].error = str(exc)
-            continue
-        good.append(i)
-        tensors.append(x)
-    if good:
-        names = [files[i] for i in good]
-        if maps_dir is not None and len({f.stem for f in names}) < len(names):
-            raise OddpixError("--maps: two files share a name; score them in separate calls")
-        comps, maps = scorer.components(torch.cat(tensors), keep_maps=maps_dir is not None)
-        decide(results, good, as_numpy(comps), scorer.threshold)
-        if maps_dir is not None:
-            write_heat_maps(maps, names, maps_dir)
-    return results
+
+    def read(f: Path) -> torch.Tensor:
+        x = read_image(f, scorer.preprocessor, scorer.channels)
+        shape = tuple(x.shape[1:])
+        if shape != expected:
+            raise OddpixError(f"image is {shape[1]}x{shape[2]} after preprocessing; the model takes "
+                              f"{expected[1]}x{expected[2]} (train with preprocess.image_size to resize)")
+        return x
+
+    def score(tensors: list, keep_maps: bool):
+        comps, maps = scorer.components(torch.cat(tensors), keep_maps=keep_maps)
+        return as_numpy(comps), maps
+
+    return predict_with(files, read, score, scorer.threshold, maps_dir)

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
+
+from .errors import OddpixError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 
@@ -49,6 +51,32 @@ def decide(results: Sequence[Prediction], scored: Sequence[int], comps: dict[str
         results[i].anomaly = bool(decision[j])
         results[i].p_value = float(p_values[j]) if p_values is not None else None
         results[i].components = {k: float(v[j]) for k, v in comps.items()}
+
+
+def predict_with(files: Sequence[Path], read: Callable[[Path], Any],
+                 score: Callable[[list, bool], tuple[dict[str, np.ndarray], Any]], threshold,
+                 maps_dir: str | Path | None = None) -> list[Prediction]:
+    """Score ``files`` with any scorer: ``read`` turns one file into its input (raising OddpixError with the
+    reason when it cannot), ``score`` the inputs that could be read (and whether maps are wanted) into score
+    components and maps; the decisions come from ``threshold``; with ``maps_dir`` one heat map per file."""
+    results = [Prediction(file=str(f)) for f in files]
+    good, inputs = [], []
+    for i, f in enumerate(files):
+        try:
+            inputs.append(read(f))
+        except OddpixError as exc:
+            results[i].error = str(exc)
+            continue
+        good.append(i)
+    if good:
+        names = [files[i] for i in good]
+        if maps_dir is not None and len({f.stem for f in names}) < len(names):
+            raise OddpixError("--maps: two files share a name; score them in separate calls")
+        comps, maps = score(inputs, maps_dir is not None)
+        decide(results, good, comps, threshold)
+        if maps_dir is not None:
+            write_heat_maps(maps, names, maps_dir)
+    return results
 
 
 def write_heat_maps(maps, files: list[Path], out_dir: str | Path) -> list[Path]:

@@ -19,7 +19,7 @@ import numpy as np
 from .data.folder import read_image_file
 from .errors import OddpixError
 from .fitted_threshold import Threshold
-from .predictions import Prediction, collect_files, decide, write_heat_maps
+from .predictions import Prediction, collect_files, predict_with
 
 FORMAT = "oddpix-bundle/1"
 MAP_OUTPUT = "anomaly_map"
@@ -116,24 +116,7 @@ class ServedBundle:
         return values, (np.concatenate(maps) if maps else None)
 
     def predict_files(self, paths: Iterable[str | Path], maps_dir: str | Path | None = None) -> list[Prediction]:
-        files = collect_files(paths)
         if maps_dir is not None and not self.has_maps:
             raise OddpixError(f"model {self.detector} has no anomaly maps (--maps needs a detector with maps)")
-        results = [Prediction(file=str(f)) for f in files]
-        good, arrays = [], []
-        for i, f in enumerate(files):
-            try:
-                arrays.append(self.read(f))
-            except OddpixError as exc:
-                results[i].error = str(exc)
-                continue
-            good.append(i)
-        if good:
-            names = [files[i] for i in good]
-            if maps_dir is not None and len({f.stem for f in names}) < len(names):
-                raise OddpixError("--maps: two files share a name; score them in separate calls")
-            comps, maps = self.score(np.stack(arrays))
-            decide(results, good, comps, self.threshold)
-            if maps_dir is not None:
-                write_heat_maps(maps, names, maps_dir)
-        return results
+        return predict_with(collect_files(paths), self.read, lambda arrays, _maps: self.score(np.stack(arrays)),
+                            self.threshold, maps_dir)

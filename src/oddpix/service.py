@@ -30,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from .errors import OddpixError
+from .predictions import Prediction, decide
 from .served import ServedBundle
 
 
@@ -122,13 +123,13 @@ def create_app(bundle: ServedBundle, limits: ServiceLimits = ServiceLimits()) ->
             return error(503, f"scoring took longer than {limits.max_seconds:g} s; send fewer images at once")
         except OddpixError as exc:
             return error(422, str(exc))
-        ranking, decision = thr.ranking(comps), thr.predict(comps)
-        p_values = thr.p_value(comps) if thr.calibration else None
+        decided = [Prediction(file=entry["file"]) for entry in results]
+        decide(decided, good, comps, thr)
         top = float(np.abs(anomaly_maps).max()) if maps else 0.0
         for j, i in enumerate(good):
-            results[i].update(score=float(ranking[j]), anomaly=bool(decision[j]),
-                              p_value=None if p_values is None else float(p_values[j]),
-                              components={k: float(v[j]) for k, v in comps.items()}, threshold=thr.describe())
+            p = decided[i]
+            results[i].update(score=p.score, anomaly=p.anomaly, p_value=p.p_value, components=p.components,
+                              threshold=thr.describe())
             if maps:
                 results[i]["map_png"] = _map_png(anomaly_maps[j], top)
         return {"detector": bundle.detector, "results": results}
