@@ -20,6 +20,7 @@ import torch
 
 from .errors import OddpixError
 from .io import read_torch, write_torch
+from .runtime import blocks
 from .schema import num
 
 
@@ -45,10 +46,7 @@ def gaussian_log_density(points: torch.Tensor, data: torch.Tensor, bandwidth: fl
     data = data.double()
     norm = math.log(n) + 0.5 * d * math.log(2 * math.pi * bandwidth ** 2)
     out = []
-    # one pass when traced into an exported graph (its batch size is not known), else bounded blocks
-    starts = [0] if torch.compiler.is_exporting() else range(0, len(points), block)
-    for s in starts:
-        chunk = points if torch.compiler.is_exporting() else points[s:s + block]
+    for chunk in blocks(points, block):
         sq = torch.cdist(chunk.double(), data).pow(2)
         out.append(torch.logsumexp(sq * (-0.5 / bandwidth ** 2), dim=1) - norm)
     return torch.cat(out).float() if out else torch.empty(0)

@@ -31,7 +31,7 @@ from torch import nn
 from .bundle import RunBundle
 from .errors import OddpixError
 from .io import write_json
-from .maps import read_local, smooth_maps
+from .scoring import batch_components
 from .served import FORMAT, INPUT, MAP_OUTPUT, relative_difference
 
 OPSET = 18
@@ -59,12 +59,7 @@ class ScoringGraph(nn.Module):
 
     def forward(self, pixels: torch.Tensor):
         x = self.preprocessor.transform(pixels)
-        if self.has_maps:
-            comps, maps = self.detector.score_and_map(x)
-            smooth = smooth_maps(maps, self.local)
-            comps = {**comps, **read_local(smooth, self.local)}
-        else:
-            comps, smooth = self.detector.score(x), None
+        comps, smooth = batch_components(self.detector, x, self.local)
         if self.kde is not None:
             comps["density"] = -self.kde.log_density(self.detector.encode(x))
         out = [comps[name].float() for name in self.names]

@@ -60,14 +60,9 @@ def score_with_maps(detector: torch.nn.Module, x: torch.Tensor, kde: Optional[La
                     keep_maps: bool = True) -> tuple[dict[str, torch.Tensor], Optional[torch.Tensor]]:
     """:func:`score_components` and, for a detector with maps and ``keep_maps``, its smoothed anomaly
     maps (N x H x W) from the same pass: each map is computed and smoothed once."""
-    has_maps = getattr(detector, "has_maps", False)
-
     def score(batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        if not has_maps:
-            return detector.score(batch)
-        out, maps = detector.score_and_map(batch)
-        smooth = smooth_maps(maps, local)
-        return {**out, **read_local(smooth, local), **({_MAPS: smooth} if keep_maps else {})}
+        out, smooth = batch_components(detector, batch, local)
+        return {**out, **({_MAPS: smooth} if keep_maps and smooth is not None else {})}
 
     comps = batched(full_batches(score, batch_size), x, batch_size, device)
     maps = comps.pop(_MAPS, None)
@@ -76,6 +71,17 @@ def score_with_maps(detector: torch.nn.Module, x: torch.Tensor, kde: Optional[La
             codes = batched(full_batches(detector.encode, batch_size), x, batch_size, device)
         comps["density"] = -kde.log_density(codes)
     return comps, maps
+
+
+def batch_components(detector: torch.nn.Module, batch: torch.Tensor, local: LocalConfig = LocalConfig()
+                     ) -> tuple[dict[str, torch.Tensor], Optional[torch.Tensor]]:
+    """One batch's own score components and, for a detector with maps, the local ones read from its smoothed
+    maps, with those maps (None without maps): what :func:`score_with_maps` and an exported graph compute."""
+    if not getattr(detector, "has_maps", False):
+        return detector.score(batch), None
+    out, maps = detector.score_and_map(batch)
+    smooth = smooth_maps(maps, local)
+    return {**out, **read_local(smooth, local)}, smooth
 
 
 def anomaly_maps(detector: torch.nn.Module, x: torch.Tensor, batch_size: int = 512,

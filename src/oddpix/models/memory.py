@@ -14,6 +14,8 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from ..runtime import blocks
+
 
 def register_memory(module: nn.Module, name: str, width: int) -> None:
     """An empty ``name`` buffer of ``width`` columns on ``module``, which loading a state dict resizes."""
@@ -30,8 +32,8 @@ def nearest_distances(queries: torch.Tensor, memory: torch.Tensor, k: int,
                       rows: Optional[int] = None) -> torch.Tensor:
     """len(queries) x k: each query row's Euclidean distances to its ``k`` nearest memory rows, nearest
     first; ``rows``: at most that many queries at a time (the distance matrix is rows x len(memory))."""
-    if rows is not None and not torch.compiler.is_exporting():
-        return torch.cat([nearest_distances(queries[i:i + rows], memory, k) for i in range(0, len(queries), rows)])
+    if rows is not None:
+        return torch.cat([nearest_distances(q, memory, k) for q in blocks(queries, rows)])
     # the nearest rows by cdist (fast, but its matrix-product form loses digits on small distances), then
     # their distances again from the differences themselves: exact to float precision, so an exported graph
     # (another runtime, another summation order) gives the same distances to ~1e-7
