@@ -346,6 +346,24 @@ def test_ssl_learns_and_fuses_on_the_validation_normals(tmp_path, tiny_params, p
         torch.testing.assert_close(value, scores[name])
 
 
+def test_ssl_test_flip_views_an_image_and_its_mirror_alike(tiny_params, pattern_splits):
+    import dataclasses
+
+    det, _, _, test_x = _fit("ssl", tiny_params(models={"ssl": {"test_flip": True}}), pattern_splits)
+    mirrored = test_x.flip(-1)
+    a, b = det.score(test_x), det.score(mirrored)
+    for name in ("transform", "features"):  # averaged over both: mirroring the input changes nothing
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
+    assert roc_auc_score(pattern_splits["test"].y, a["fused"].numpy()) > 0.9
+    # the same network without test_flip: the transform view of each pass differs, and test_flip is their mean
+    flip_config = det.config
+    det.config = dataclasses.replace(flip_config, test_flip=False)
+    with torch.no_grad():
+        nll = [det._views(v.float())["transform"] for v in (test_x, mirrored)]
+    assert float((nll[0] - nll[1]).abs().max()) > 1e-4
+    torch.testing.assert_close(a["transform"], 0.5 * (nll[0] + nll[1]), rtol=1e-4, atol=1e-5)
+
+
 def test_ssl_needs_validation_normals(tiny_params, pattern_splits):
     from oddpix.errors import OddpixError
 

@@ -56,6 +56,7 @@ class SSLConfig(TrainConfig):
     blur: float = num(1.0, ge=0.0)       # pixels: Gaussian std before the distance
     max_train: int = num(20000, ge=1)    # images in the memory banks
     fuse: list[str] = items(["transform", "pixels"], min_len=1, choices=VIEWS)
+    test_flip: bool = False              # also view each image mirrored left-right and average (photos)
     epochs: int = num(4, ge=1)
     batch_size: int = num(64, ge=1)      # images per step, each under every rotation
     patience: int = num(5, ge=1)
@@ -177,14 +178,25 @@ class SelfSupervisedKNN(Detector):
         return gaussian_blur(x, self.config.blur).flatten(1)
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.net(self.square(x)), dim=1)
+        if self.config.test_flip:
+            x = torch.cat([x, x.flip(-1)])
+        feats = self.net(self.square(x))
+        if self.config.test_flip:
+            feats = 0.5 * (feats[: feats.shape[0] // 2] + feats[feats.shape[0] // 2:])
+        return F.normalize(feats, dim=1)
 
     def _views(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        x_rot, labels = self.task(x, random_shift=False)
-        logits, feats = self.head_logits(x_rot)
+        """The three views; with ``test_flip`` the image and its mirror image go through the network together
+        (the transform score averaged, the pooled features averaged before normalising)."""
         n = x.shape[0]
-        return {"transform": self._nll(logits, labels).view(self.config.rotations, n).mean(0),
-                "features": kth_distance(F.normalize(feats[:n], dim=1), self.feature_memory, self.config.k),
+        seen = torch.cat([x, x.flip(-1)]) if self.config.test_flip else x
+        x_rot, labels = self.task(seen, random_shift=False)
+        logits, feats = self.head_logits(x_rot)
+        n_seen = seen.shape[0]
+        transform = self._nll(logits, labels).view(self.config.rotations, -1, n).mean((0, 1))
+        feats = feats[:n_seen].view(-1, n, feats.shape[1]).mean(0)  # rotation 0 of each seen copy
+        return {"transform": transform,
+                "features": kth_distance(F.normalize(feats, dim=1), self.feature_memory, self.config.k),
                 "pixels": kth_distance(self._pixel_features(x), self.pixel_memory, self.config.k)}
 
     @torch.no_grad()
