@@ -60,7 +60,13 @@ def metrics(work):
 def test_repro_noop_experiment_diff_and_leaderboard(repo):
     work, env = repo
     out = sh("dvc", "repro", cwd=work, env=env).stdout
-    assert "Running stage 'plots'" in out and "evaluate: AUROC" in out
+    assert "Running stage 'plots'" in out and "evaluate: AUROC" in out and "Running stage 'export'" in out
+    bundle = json.loads((work / "models/bundle/manifest.json").read_text())  # the artifact: ONNX + manifest
+    assert bundle["detector"] == "cae" and (work / "models/bundle/model.onnx").stat().st_size > 10000
+    assert bundle["params"]["model"] == "cae"
+    fitted = json.loads((work / "models/threshold.json").read_text())
+    assert bundle["threshold"] == {k: v for k, v in fitted.items() if k != "model_id"}
+    assert bundle["model_id"] == fitted["model_id"]
     assert "is empty" not in out and (work / "plots/samples/README.txt").exists()  # cae draws no samples
     cae = metrics(work)
     assert cae["model"] == "cae" and cae["auroc"] > 0.9 and cae["n_test"] == 300
@@ -80,7 +86,8 @@ def test_repro_noop_experiment_diff_and_leaderboard(repo):
     assert "Running stage" not in again and "up to date" in again
     # an edit to the figures changes only the plots stage, one to the threshold rules only the threshold stage
     for edited, expected in (("plots.py", {"plots"}), ("thresholds.py", {"threshold"}),
-                             ("fitted_threshold.py", {"score", "threshold", "evaluate", "plots"})):
+                             ("fitted_threshold.py", {"score", "threshold", "evaluate", "plots", "export"}),
+                             ("export.py", {"export"})):
         source = work / "src/oddpix" / edited
         original = source.read_text()
         source.write_text(original + "\n# an edit\n")
@@ -94,6 +101,7 @@ def test_repro_noop_experiment_diff_and_leaderboard(repo):
     assert "Running stage 'train'" in exp and "Running stage 'download'" not in exp
     ae = metrics(work)
     assert ae["model"] == "ae" and ae["auroc"] > 0.9 and ae["auroc"] != cae["auroc"]
+    assert json.loads((work / "models/bundle/manifest.json").read_text())["detector"] == "ae"  # its own bundle
     diff = json.loads(sh("dvc", "metrics", "diff", "--json", cwd=work, env=env).stdout)
     auroc = diff["metrics/metrics.json"]["auroc"]
     assert auroc["old"] == pytest.approx(cae["auroc"]) and auroc["new"] == pytest.approx(ae["auroc"])

@@ -13,8 +13,9 @@ from click.testing import CliRunner
 
 from oddpix.cli import main
 
-NO_TORCH = ("import sys; sys.modules['torch'] = None; sys.modules['torchvision'] = None; "
-            "from oddpix.cli import main; sys.argv = ['oddpix'] + sys.argv[1:]; main()")
+# a process where none of the pipeline's packages can be imported (PyTorch, pandas, scikit-learn, DVC, ...)
+NO_PIPELINE = ("import sys\nfrom oddpix.errors import EXTRAS\nfor name in EXTRAS['pipeline']: sys.modules[name] = None\n"
+               "from oddpix.cli import main\nsys.argv = ['oddpix'] + sys.argv[1:]\nmain()")
 
 
 def _run_folder(tmp_path, tiny_params, model, settings):
@@ -47,7 +48,7 @@ def test_a_bundle_scores_as_the_pipeline_did_without_pytorch(tmp_path, tiny_para
 
     test = pd.read_csv(run / "data/scores/test.csv")
     files = [str(root / s) for s in test["source"]]
-    done = subprocess.run([sys.executable, "-c", NO_TORCH, "predict", "--bundle", str(bundle), "--format", "json",
+    done = subprocess.run([sys.executable, "-c", NO_PIPELINE, "predict", "--bundle", str(bundle), "--format", "json",
                            "--components", *files], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     got = pd.DataFrame(json.loads(done.stdout))
@@ -69,3 +70,32 @@ def test_a_bundle_that_is_not_one_gets_one_line(tmp_path):
     assert result.exit_code == 1 and "not an oddpix bundle" in result.output
     result = CliRunner().invoke(main, ["predict", "--bundle", str(tmp_path / "missing"), str(tmp_path)])
     assert result.exit_code == 1 and "not a readable bundle manifest" in result.output
+
+
+def test_the_base_install_and_serve_group_pull_no_pipeline_package():
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from oddpix.errors import EXTRAS
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    light = project["dependencies"] + project["optional-dependencies"]["serve"]
+    names = {re.split(r"[<>=\[ ;]", spec, maxsplit=1)[0].lower().replace("-", "_") for spec in light}
+    assert "onnxruntime" in names and "fastapi" in names
+    pipeline = {n.replace("sklearn", "scikit_learn") for n in EXTRAS["pipeline"]}
+    assert not names & pipeline, names & pipeline
+    heavy = {re.split(r"[<>=\[ ;]", spec, maxsplit=1)[0].lower().replace("-", "_")
+             for spec in project["optional-dependencies"]["pipeline"]}
+    assert pipeline <= heavy  # every module the error message names comes with oddpix[pipeline]
+
+
+def test_a_command_that_needs_the_pipeline_says_what_to_install(tmp_path):
+    done = subprocess.run([sys.executable, "-c", NO_PIPELINE, "export", "--out", str(tmp_path / "b")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "pip install 'oddpix[pipeline]'" in done.stderr and "oddpix predict --bundle" in done.stderr
+    stage = ("import sys\nsys.modules['torch'] = None\nfrom oddpix.stage import stage_main\n"
+             "sys.argv = ['train']\nstage_main('train')")
+    done = subprocess.run([sys.executable, "-c", stage], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 1 and done.stderr.startswith("error: torch is not installed"), done.stderr

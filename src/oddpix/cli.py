@@ -10,10 +10,23 @@ from pathlib import Path
 
 import click
 
-from .errors import OddpixError
+from .errors import OddpixError, missing_package
 
 
-@click.group()
+class Commands(click.Group):
+    """The commands; one that needs an optional group that is not installed says which to install."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ImportError as exc:
+            if (missing := missing_package(exc)) is None:
+                raise
+            click.echo(f"error: {missing}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=Commands)
 def main() -> None:
     """oddpix: deep anomaly detection on images, as a DVC pipeline."""
 
@@ -98,7 +111,7 @@ def export_command(out_dir, model_path, kde_path, threshold_path, params_file):
     (model.onnx + manifest.json) that `oddpix predict --bundle` scores with onnxruntime, without PyTorch."""
     from .bundle import RunBundle
     from .export import export
-    from .sweep.records import code_version
+    from .provenance import code_version
 
     try:
         bundle = RunBundle.read(model_path, kde_path, threshold_path)

@@ -15,7 +15,7 @@ import yaml
 
 from .errors import OddpixError
 from .imports import SRC, closure
-from .pipeline import LAYOUT, PLOT_VIEWS, STAGES, Stage
+from .pipeline import ARTIFACTS, LAYOUT, PLOT_VIEWS, STAGES, Stage
 
 HEADER = ("# Generated from the stage table in src/oddpix/pipeline.py by `oddpix dvc-yaml --write`; do not edit.\n"
           "# Code deps: the modules each stage imports; params: the keys its step reads (@reads).\n")
@@ -61,5 +61,6 @@ def stage_entry(stage: Stage, root: Path) -> dict:
 
 def generate(root: str | Path = ".") -> str:
     root = Path(root)
-    document = {"stages": {s.name: stage_entry(s, root) for s in STAGES}, "plots": PLOT_VIEWS}
+    document = {"stages": {s.name: stage_entry(s, root) for s in STAGES}, "plots": PLOT_VIEWS,
+                "artifacts": ARTIFACTS}
     return HEADER + yaml.safe_dump(document, sort_keys=False, width=110, default_flow_style=False)

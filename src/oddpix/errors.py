@@ -9,3 +9,23 @@ class OddpixError(Exception):
 
 class ConfigError(OddpixError):
     """params.yaml is invalid; the message names the key and what is valid."""
+
+
+# What each optional dependency group installs (pyproject.toml), by the name a module is imported as.
+EXTRAS = {
+    "pipeline": ("torch", "torchvision", "pandas", "sklearn", "scipy", "tqdm", "dvc", "ray", "onnx", "onnxscript"),
+    "serve": ("fastapi", "uvicorn", "starlette", "multipart", "python_multipart"),
+}
+
+
+def missing_package(exc: ImportError) -> "OddpixError | None":
+    """The readable error for a package of an optional group that is not installed (None: another one)."""
+    top = (getattr(exc, "name", None) or "").split(".")[0]
+    for extra, modules in EXTRAS.items():
+        if top in modules:
+            if extra == "pipeline":
+                return OddpixError(f"{top} is not installed; the pipeline (training, scoring, export) needs it: "
+                                   f"pip install 'oddpix[pipeline]' (an exported bundle scores without it: "
+                                   f"oddpix predict --bundle B)")
+            return OddpixError(f"{top} is not installed; the scoring service needs it: pip install 'oddpix[serve]'")
+    return None

@@ -35,6 +35,7 @@ LAYOUT: dict[str, str] = {
     "predictions": "data/predictions.csv",
     "curves": "plots/curves",
     "images": "plots/images",
+    "bundle": "models/bundle",
 }
 
 
@@ -96,8 +97,21 @@ STAGES: tuple[Stage, ...] = (
           deps={"prepared_dir": "prepared", "model_path": "model", "scores_dir": "scores",
                 "threshold_path": "threshold", "latents_path": "latents", "kde_path": "kde"},
           outs={"out_dir": "images"}),
+    Stage("export", "the trained detector as a bundle (ONNX scoring graph + manifest) for `oddpix predict "
+          "--bundle` and `oddpix serve`, scoring without PyTorch",
+          deps={"model_path": "model", "kde_path": "kde", "threshold_path": "threshold"},
+          outs={"out_dir": "bundle"}),
 )
+# Stages that only `dvc repro` (and run() when asked) runs: sweeps and benchmarks need neither.
+OPTIONAL = ("plots", "export")
 STAGE: dict[str, Stage] = {s.name: s for s in STAGES}
+
+# dvc.yaml's `artifacts:`: the bundle, so each `dvc exp` keeps its own and `dvc artifacts get` fetches it.
+ARTIFACTS: dict[str, Any] = {
+    "detector": {"path": "models/bundle", "type": "model",
+                 "desc": "the trained detector, its preprocessing, KDE and threshold as one ONNX graph and a "
+                         "manifest (oddpix predict --bundle, oddpix serve)"},
+}
 
 # DVC's plot views (dvc.yaml's top-level `plots:`): curves from the CSV outputs, and the figures.
 PLOT_VIEWS: list[Any] = [
@@ -114,18 +128,22 @@ def path(root: str | Path, key: str) -> Path:
     return Path(root) / LAYOUT[key]
 
 
-def run(params: Any, root: str | Path, plots: bool = False, stages: Optional[tuple[str, ...]] = None) -> dict:
+def run(params: Any, root: str | Path, plots: bool = False, export: bool = False,
+        stages: Optional[tuple[str, ...]] = None) -> dict:
     """Run the stages in order in this process, files under ``root`` laid out as ``dvc repro`` lays them;
     returns the metrics of the evaluate stage. ``params`` is a :class:`~oddpix.config.Params` or the raw
-    mapping; the plots stage runs only with ``plots`` (a sweep does not need its figures); ``stages`` runs
-    only those named."""
+    mapping; the :data:`OPTIONAL` stages run only when asked (``plots``, ``export``: a sweep needs neither
+    its figures nor a bundle); ``stages`` runs only those named."""
     from .config import Params, parse_params
 
     params = params if isinstance(params, Params) else parse_params(params)
+    wanted = {"plots": plots, "export": export}
     metrics: dict = {}
     for stage in STAGES:
-        if (stages is not None and stage.name not in stages) or (stage.name == "plots" and not plots
-                                                                 and stages is None):
+        if stages is not None:
+            if stage.name not in stages:
+                continue
+        elif stage.name in OPTIONAL and not wanted[stage.name]:
             continue
         result = stage.step()(params, **stage.paths(root))
         if stage.name == "evaluate":

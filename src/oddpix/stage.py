@@ -11,8 +11,7 @@ import sys
 
 import click
 
-from .config import load_params
-from .errors import OddpixError
+from .errors import OddpixError, missing_package
 from .pipeline import LAYOUT, STAGE
 
 
@@ -23,9 +22,16 @@ def stage_command(name: str) -> click.Command:
 
     def run(params_file: str, root: str) -> None:
         try:
+            from .config import load_params  # here, so a missing package is reported as one line
+
             stage.step()(load_params(params_file), **stage.paths(root))
         except OddpixError as exc:
             click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except ImportError as exc:
+            if (missing := missing_package(exc)) is None:
+                raise
+            click.echo(f"error: {missing}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)

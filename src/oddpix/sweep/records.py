@@ -14,17 +14,9 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..errors import OddpixError
+from ..provenance import code_version
 from ..io import read_json, write_json
 from .cells import Cell, apply_settings
-
-
-def code_version() -> str:
-    """A hash of every source file of the oddpix package: equal code, equal version."""
-    root = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
 
 
 def params_hash(raw: dict) -> str:
