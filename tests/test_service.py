@@ -177,3 +177,92 @@ def test_the_page_in_a_real_browser_scores_a_dropped_image_and_draws_its_overlay
         browser.quit()
         server.should_exit = True
         thread.join(10)
+
+
+def _rss_mb(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="reads memory from /proc")
+def test_a_thousand_hostile_uploads_mixed_with_good_ones(service, tmp_path):
+    """`oddpix serve` in its own process on loopback: 1,000 hostile requests among 250 good ones; every good
+    image gets the bundle's score, every bad request a 4xx with a JSON error, and the memory stays flat."""
+    import shutil
+    import socket
+    import struct
+    import subprocess
+    import sys
+    import time
+    import zlib
+
+    import httpx
+
+    _, served, _ = service
+    rng = np.random.default_rng(7)
+    goods = [_png(rng, size=(24 + i, 40 - i)) for i in range(8)]
+    for i, data in enumerate(goods):
+        (tmp_path / f"good{i}.png").write_bytes(data)
+    want = [p.score for p in served.predict_files([tmp_path / f"good{i}.png" for i in range(8)])]
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    claims_huge = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0))
+                   + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    flat = io.BytesIO()
+    Image.new("L", (1200, 1000)).save(flat, format="PNG")  # 1.2 million pixels, beyond --max-pixels
+    one = goods[0]
+    hostile = [  # (how it is sent, the status it must get)
+        (lambda: {"files": [("files", ("noise.png", rng.bytes(500), "image/png"))]}, 400),
+        (lambda: {"files": [("files", ("cut.png", one[: len(one) // 3], "image/png"))]}, 400),
+        (lambda: {"files": [("files", ("empty.png", b"", "image/png"))]}, 400),
+        (lambda: {"files": [("files", ("huge.png", claims_huge, "image/png"))]}, 400),
+        (lambda: {"files": [("files", ("flat.png", flat.getvalue(), "image/png"))]}, 400),
+        (lambda: {"files": [("files", ("page.png", b"<svg xmlns='http://www.w3.org/2000/svg'/>", "image/png"))]}, 400),
+        (lambda: {"files": [("files", ("big.png", b"0" * 300_000, "image/png"))]}, 413),
+        (lambda: {"files": [("files", (f"{i}.png", one, "image/png")) for i in range(9)]}, 413),
+        (lambda: {"content": one, "headers": {"content-type": "image/png"}}, 415),
+        (lambda: {"files": [("other", ("x.png", one, "image/png"))]}, 422),
+        (lambda: {"content": b"--x\r\nContent-Disposition: form-data; name=\"files\"\r\n\r\nabc",  # cut off,
+                  "headers": {"content-type": "multipart/form-data; boundary=x"}}, 422),  # a text field, no file
+    ]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    oddpix = shutil.which("oddpix", path=str(__import__("pathlib").Path(sys.executable).parent))
+    proc = subprocess.Popen([oddpix, "serve", "--bundle", str(served.path), "--port", str(port), "--max-file-mb", "0.2",
+                             "--max-files", "8", "--max-pixels", "1000000"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            for _ in range(300):
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            statuses, rss = [], []
+            for i in range(1250):
+                if i % 5 == 4:  # a good image
+                    k = (i // 5) % 8
+                    reply = client.post("/v1/score", files=[("files", (f"good{k}.png", goods[k], "image/png"))])
+                    assert reply.status_code == 200, reply.text
+                    assert reply.json()["results"][0]["score"] == pytest.approx(want[k], rel=1e-6)
+                else:
+                    make, status = hostile[(i - i // 5) % len(hostile)]
+                    reply = client.post("/v1/score", **make())
+                    assert reply.status_code == status, (i, reply.status_code, reply.text)
+                    assert "error" in reply.json() and "Traceback" not in reply.text
+                    statuses.append(reply.status_code)
+                if i in (249, 1249):
+                    rss.append(_rss_mb(proc.pid))
+            assert client.get("/healthz").status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    print(f"service memory after 250 requests {rss[0]:.1f} MB, after 1,250 {rss[1]:.1f} MB")
+    assert len(statuses) == 1000 and set(statuses) == {400, 413, 415, 422}
+    assert rss[1] - rss[0] < 20, f"the service grew from {rss[0]:.0f} MB to {rss[1]:.0f} MB over 1,000 requests"
