@@ -97,7 +97,7 @@ def test_repro_noop_experiment_diff_and_leaderboard(repo):
 
     sh("git", "add", "-A", cwd=work, env=env)
     sh("git", "commit", "-qm", "cae results", cwd=work, env=env)
-    exp = sh("dvc", "exp", "run", "-S", "model=ae", cwd=work, env=env).stdout
+    exp = sh("dvc", "exp", "run", "-S", "model=ae", "-n", "ae-run", cwd=work, env=env).stdout
     assert "Running stage 'train'" in exp and "Running stage 'download'" not in exp
     ae = metrics(work)
     assert ae["model"] == "ae" and ae["auroc"] > 0.9 and ae["auroc"] != cae["auroc"]
@@ -113,6 +113,12 @@ def test_repro_noop_experiment_diff_and_leaderboard(repo):
 
     # every detector x every normal class as experiments, one table; a second call reuses them all
     sh("git", "checkout", "--", ".", cwd=work, env=env)
+    # the experiment's own bundle, from DVC's cache, whatever the workspace holds now
+    sh("oddpix", "export", "--exp", "ae-run", "--out", "shipped", cwd=work, env=env)
+    assert json.loads((work / "shipped/manifest.json").read_text())["detector"] == "ae"
+    missing = sh("oddpix", "export", "--exp", "no-such-run", "--out", "none", cwd=work, env=env, check=False)
+    assert missing.returncode == 1 and missing.stderr.startswith("error: no bundle in 'no-such-run'"), missing.stderr
+    shutil.rmtree(work / "shipped")
     first, second = leaderboard_then_again(work, env)
     assert "sweep: 2 cells, 0 finished already, 2 to run (engine dvc)" in first.stderr
     assert "sweep: 2 cells, 2 finished already, 0 to run (engine dvc)" in second.stderr

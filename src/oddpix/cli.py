@@ -106,21 +106,28 @@ def predict(paths, model_path, kde_path, threshold_path, fmt, components, maps_d
 @click.option("--threshold", "threshold_path", default="models/threshold.json", show_default=True)
 @click.option("--params", "params_file", default="params.yaml", show_default=True,
               help="recorded in the manifest (the params the model came from)")
-def export_command(out_dir, model_path, kde_path, threshold_path, params_file):
+@click.option("--exp", "experiment", default=None,
+              help="instead: copy the bundle the export stage made in this DVC experiment (or commit, branch, tag)")
+def export_command(out_dir, model_path, kde_path, threshold_path, params_file, experiment):
     """Write the trained detector, its preprocessing, KDE and threshold as one self-contained folder
     (model.onnx + manifest.json) that `oddpix predict --bundle` scores with onnxruntime, without PyTorch."""
-    from .bundle import RunBundle
-    from .export import export
-    from .provenance import code_version
-
     try:
-        bundle = RunBundle.read(model_path, kde_path, threshold_path)
-        params = None
-        if Path(params_file).exists():
-            from .config import read_raw_params
+        if experiment is not None:
+            from .export import experiment_bundle
 
-            params = read_raw_params(params_file)
-        out = export(bundle, out_dir, params=params, code_version=code_version())
+            out = experiment_bundle(experiment, out_dir)
+        else:
+            from .bundle import RunBundle
+            from .export import export
+            from .provenance import code_version
+
+            bundle = RunBundle.read(model_path, kde_path, threshold_path)
+            params = None
+            if Path(params_file).exists():
+                from .config import read_raw_params
+
+                params = read_raw_params(params_file)
+            out = export(bundle, out_dir, params=params, code_version=code_version())
     except OddpixError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

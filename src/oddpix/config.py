@@ -32,7 +32,7 @@ from .thresholds import LABELS_NEEDED, ThresholdConfig
 
 @dataclass(frozen=True)
 class Params:
-    seed: int = num(42, ge=0)
+    seed: int = num(42, ge=0, le=2 ** 32 - 1)  # NumPy's and PyTorch's seeds are 32-bit
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     data: DataConfig = section(DataConfig)
     preprocess: PreprocessConfig = section(PreprocessConfig)

@@ -24,11 +24,21 @@ from .runtime import blocks
 from .schema import num
 
 
+MIN_BANDWIDTH, MAX_BANDWIDTH = 1e-3, 1e3  # codes are standardised: a kernel narrower or wider than this is a typo
+
+
 @dataclass(frozen=True)
 class KdeConfig:
     enabled: bool = True
     bandwidth: Union[float, Literal["scott", "silverman", "cv"]] = "scott"
     max_train: int = num(10000, ge=10)
+
+    def problems(self) -> list[tuple[str, str]]:
+        if isinstance(self.bandwidth, (int, float)) and not MIN_BANDWIDTH <= self.bandwidth <= MAX_BANDWIDTH:
+            return [("bandwidth", f"{self.bandwidth:g} is not a usable bandwidth; valid: a number in "
+                                  f"[{MIN_BANDWIDTH:g}, {MAX_BANDWIDTH:g}] (in standard deviations of the codes) "
+                                  f"or one of scott, silverman, cv")]
+        return []
 
 
 def rule_bandwidth(rule: str, n: int, d: int) -> float:

@@ -142,3 +142,25 @@ def compare(onnx_path: str | Path, pixels: np.ndarray, reference: dict[str, np.n
     differences = {name: relative_difference(got[name], ref) for name, ref in reference.items()}
     worst = max(differences, key=lambda name: differences[name] / tolerance(name))
     return {"differences": differences, "worst": worst, "worst_share": differences[worst] / tolerance(worst)}
+
+
+def experiment_bundle(rev: str, out_dir: str | Path, repo: str | Path = ".") -> Path:
+    """Copy the bundle that the export stage made in the DVC experiment (or any git revision) ``rev`` of
+    ``repo`` to ``out_dir``, from DVC's cache; returns ``out_dir``."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    from .pipeline import LAYOUT
+    from .served import read_manifest
+
+    out = Path(out_dir)
+    if out.exists():
+        raise OddpixError(f"{out} exists; name a new folder with --out")
+    try:
+        Repo.get(str(repo), LAYOUT["bundle"], out=str(out), rev=rev)
+    except (DvcException, OSError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise OddpixError(f"no bundle in {rev!r} ({first}); `dvc exp show` lists the experiments, and one run "
+                          f"before the export stage existed needs `dvc exp run` again") from None
+    read_manifest(out)  # a bundle, or one line saying why not
+    return out

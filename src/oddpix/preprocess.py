@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .data.folder import CHANNELS_PROBLEM, MAX_IMAGE_SIDE
 from .schema import num
 
 
@@ -27,8 +28,11 @@ from .schema import num
 class PreprocessConfig:
     normalize: Literal["unit", "standardize", "local"] = "unit"
     local_sigma: float = num(8.0, gt=0.0, le=64.0)
-    image_size: Optional[int] = num(None, ge=4)
+    image_size: Optional[int] = num(None, ge=4, le=MAX_IMAGE_SIDE)
     channels: Optional[int] = num(None, ge=1, le=3)
+
+    def problems(self) -> list[tuple[str, str]]:
+        return [("channels", CHANNELS_PROBLEM)] if self.channels == 2 else []
 
 
 @dataclass

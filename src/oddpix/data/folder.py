@@ -39,13 +39,18 @@ import numpy as np
 from ..errors import OddpixError
 from ..schema import choice, num
 
+# The largest image side anywhere (folder images, preprocess.image_size, a model file's input size): a
+# 1024 x 1024 RGB image is 12 MB as float32; larger photos are resized down to it or below.
+MAX_IMAGE_SIDE = 1024
+CHANNELS_PROBLEM = "2 is not a valid choice; valid choices: 1 (grayscale), 3 (RGB)"
+
 
 @dataclass(frozen=True)
 class FolderConfig:
     """An image folder: one sub-directory per class (e.g. cell_images/Parasitized, cell_images/Uninfected)."""
 
     root: Optional[str] = None
-    image_size: int = num(64, ge=8, le=1024)
+    image_size: int = num(64, ge=8, le=MAX_IMAGE_SIDE)
     channels: int = num(3, ge=1, le=3)
     test_fraction: float = num(0.2, gt=0.0, lt=1.0)
     given_split: str = choice("use", ("use", "merge"))
@@ -55,7 +60,7 @@ class FolderConfig:
 
     def problems(self) -> list[tuple[str, str]]:
         if self.channels == 2:
-            return [("channels", "2 is not a valid choice; valid choices: 1 (grayscale), 3 (RGB)")]
+            return [("channels", CHANNELS_PROBLEM)]
         return []
 
 
