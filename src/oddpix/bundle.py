@@ -102,12 +102,16 @@ def _kde_of(detector, kde_path, ident: str, model_path) -> Optional[LatentKDE]:
 def _threshold_of(detector, kde, threshold_path, ident: str, model_path) -> Threshold:
     if not Path(threshold_path).exists():
         raise OddpixError(f"no threshold at {threshold_path}; run `dvc repro` (the threshold stage) first")
-    data = read_json(threshold_path)
+    try:
+        data = read_json(threshold_path)
+    except (ValueError, OSError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise OddpixError(f"{threshold_path}: not a readable threshold file ({type(exc).__name__}); rerun "
+                          "`dvc repro` (the threshold stage)") from None
     made_for = data.get("model_id") if isinstance(data, dict) else None
     if made_for is not None and made_for != ident:
         raise OddpixError(f"{threshold_path} was fitted on the scores of another model than {model_path}; rerun "
                           "`dvc repro` or pass the threshold that belongs to this model")
-    threshold = Threshold.from_dict(data)
+    threshold = Threshold.from_dict(data, where=str(threshold_path))
     known = set(detector.components(kde=kde is not None))
     missing = [c for c in threshold.components if c not in known]
     if missing:

@@ -83,19 +83,22 @@ def predict(paths, model_path, kde_path, threshold_path, fmt, components, maps_d
         click.echo(f"{'file':<{width}}  {'score':>10}  anomaly  {'p_value':>8}"
                    + "".join(f"  {c:>14}" for c in comp_names))
         for r, row in zip(results, rows):
-            if r.error:
+            if r.score is None:
                 click.echo(f"{r.file:<{width}}  {'-':>10}  error: {r.error}")
             else:
                 extra = "".join(f"  {row[c]:>14.6g}" for c in comp_names)
                 p_text = "-" if r.p_value is None else f"{r.p_value:.4f}"
                 flag = "yes" if r.anomaly else "no"
-                click.echo(f"{r.file:<{width}}  {r.score:>10.6g}  {flag:<7}  {p_text:>8}{extra}")
+                note = f"  error: {r.error}" if r.error else ""  # scored, but its heat map was not written
+                click.echo(f"{r.file:<{width}}  {r.score:>10.6g}  {flag:<7}  {p_text:>8}{extra}{note}")
         click.echo(f"threshold: {scorer.threshold.rule} on {scorer.threshold.component}; "
-                   f"{sum(bool(r.anomaly) for r in results)} of {sum(r.error is None for r in results)} "
+                   f"{sum(bool(r.anomaly) for r in results)} of {sum(r.score is not None for r in results)} "
                    "scored images flagged anomalous", err=True)
     failed = [r for r in results if r.error]
     if failed:
-        click.echo(f"{len(failed)} file(s) could not be scored", err=True)
+        unscored = sum(r.score is None for r in failed)
+        click.echo(f"{unscored} file(s) could not be scored" if unscored == len(failed) else
+                   f"{unscored} file(s) could not be scored, {len(failed) - unscored} heat map(s) not written", err=True)
         sys.exit(1)
 
 

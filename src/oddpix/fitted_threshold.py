@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
@@ -130,9 +130,58 @@ class Threshold:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Threshold":
-        return cls(rule=data["rule"], bounds=[Bound(**b) for b in data["bounds"]], details=data.get("details", {}),
-                   scoring=data.get("scoring", {}), calibration=data.get("calibration", []))
+    def from_dict(cls, data: Any, where: str = "threshold file") -> "Threshold":
+        """A stored threshold, every field checked: a broken or edited file stops with one line naming the
+        field (NaN or infinite bounds, missing or unknown keys, a string where a number goes)."""
+        fields = _keys(data, where, required={"rule", "bounds"}, optional={"details", "scoring", "calibration",
+                                                                             "model_id"})
+        if not isinstance(fields["rule"], str) or not fields["rule"]:
+            raise OddpixError(f"{where}: rule: {fields['rule']!r} is not a rule name")
+        raw_bounds = fields["bounds"]
+        if not isinstance(raw_bounds, list) or not raw_bounds:
+            raise OddpixError(f"{where}: bounds: expected a non-empty list, got {raw_bounds!r:.60}")
+        bounds = []
+        for i, b in enumerate(raw_bounds):
+            at = f"{where}: bounds[{i}]"
+            b = _keys(b, at, required={"component", "high"}, optional={"low", "mean", "std"})
+            if not isinstance(b["component"], str) or not b["component"]:
+                raise OddpixError(f"{at}.component: {b['component']!r} is not a component name")
+            high = _finite(b["high"], f"{at}.high")
+            low = None if b.get("low") is None else _finite(b["low"], f"{at}.low")
+            if low is not None and not low < high:
+                raise OddpixError(f"{at}: low {low:g} is not below high {high:g}")
+            std = _finite(b.get("std", 1.0), f"{at}.std")
+            if std <= 0:
+                raise OddpixError(f"{at}.std: {std:g} must be > 0")
+            bounds.append(Bound(b["component"], high, low, _finite(b.get("mean", 0.0), f"{at}.mean"), std))
+        for key in ("details", "scoring"):
+            if not isinstance(fields.get(key, {}), dict):
+                raise OddpixError(f"{where}: {key}: expected a mapping, got {fields[key]!r:.60}")
+        calibration = fields.get("calibration", [])
+        if not isinstance(calibration, list):
+            raise OddpixError(f"{where}: calibration: expected a list of numbers, got {calibration!r:.60}")
+        calibration = [_finite(v, f"{where}: calibration[{i}]") for i, v in enumerate(calibration)]
+        if any(b < a for a, b in zip(calibration, calibration[1:])):
+            raise OddpixError(f"{where}: calibration: the validation normals' scores are stored sorted; these are not")
+        return cls(rule=fields["rule"], bounds=bounds, details=fields.get("details", {}),
+                   scoring=fields.get("scoring", {}), calibration=calibration)
+
+
+def _keys(data: Any, where: str, required: set[str], optional: set[str]) -> dict:
+    if not isinstance(data, dict):
+        raise OddpixError(f"{where}: expected a mapping, got {type(data).__name__}")
+    missing, unknown = sorted(required - set(data)), sorted(set(data) - required - optional)
+    if missing:
+        raise OddpixError(f"{where}: {missing[0]!r} is missing")
+    if unknown:
+        raise OddpixError(f"{where}: unknown key {unknown[0]!r} (valid: {', '.join(sorted(required | optional))})")
+    return data
+
+
+def _finite(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise OddpixError(f"{where}: {value!r:.40} is not a finite number")
+    return float(value)
 
 
 def finite_values(values: np.ndarray) -> np.ndarray:

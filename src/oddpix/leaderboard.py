@@ -24,14 +24,19 @@ if TYPE_CHECKING:
 METRICS = ("auroc", "auprc", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "pixel_auroc", "pro")
 
 
+MAX_CLASS = 999  # the largest class number a range may name (EMNIST's 62 classes, an image folder's sub-folders)
+
+
 def parse_classes(text: str) -> list[int]:
     """``0-9`` or ``0,3,5`` or ``0-2,7`` -> sorted class numbers."""
     out: set[int] = set()
     try:
         for part in filter(None, (p.strip() for p in text.split(","))):
             if "-" in part:
-                a, b = part.split("-", 1)
-                out.update(range(int(a), int(b) + 1))
+                a, b = (int(v) for v in part.split("-", 1))
+                if not 0 <= a <= b <= MAX_CLASS:  # checked before the range is built
+                    raise OddpixError(f"--classes: {part!r} is not a range of class numbers from 0 to {MAX_CLASS}")
+                out.update(range(a, b + 1))
             else:
                 out.add(int(part))
     except ValueError:

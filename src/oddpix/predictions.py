@@ -47,10 +47,14 @@ def decide(results: Sequence[Prediction], scored: Sequence[int], comps: dict[str
     ranking, decision = threshold.ranking(comps), threshold.predict(comps)
     p_values = threshold.p_value(comps) if threshold.calibration else None
     for j, i in enumerate(scored):
+        results[i].components = {k: float(v[j]) for k, v in comps.items()}
+        if not np.isfinite(ranking[j]):  # NaN is never "normal": broken weights or preprocessing
+            results[i].error = ("the model scored this image NaN or infinite (broken weights or preprocessing, "
+                                "e.g. a std of 0); retrain it")
+            continue
         results[i].score = float(ranking[j])
         results[i].anomaly = bool(decision[j])
         results[i].p_value = float(p_values[j]) if p_values is not None else None
-        results[i].components = {k: float(v[j]) for k, v in comps.items()}
 
 
 def predict_with(files: Sequence[Path], read: Callable[[Path], Any],
@@ -75,7 +79,11 @@ def predict_with(files: Sequence[Path], read: Callable[[Path], Any],
         comps, maps = score(inputs, maps_dir is not None)
         decide(results, good, comps, threshold)
         if maps_dir is not None:
-            write_heat_maps(maps, names, maps_dir)
+            try:
+                write_heat_maps(maps, names, maps_dir)
+            except OddpixError as exc:  # the scores stand; each image says its map is missing
+                for i in good:
+                    results[i].error = results[i].error or f"heat map not written: {exc}"
     return results
 
 
@@ -86,13 +94,31 @@ def write_heat_maps(maps, files: list[Path], out_dir: str | Path) -> list[Path]:
 
     from .figures import pyplot
 
+    import os
+    import tempfile
+
     colours = pyplot().get_cmap("inferno")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OddpixError(f"{out_dir} is a file, not a folder") from None
+    except OSError as exc:
+        raise OddpixError(f"cannot make the folder {out_dir} ({exc.strerror})") from None
     written = []
     for f, m in zip(files, np.asarray(maps)):  # one small PNG per file: writing, not a hot path
-        scaled = m / max(float(m.max()), 1e-12)
+        scaled = m / max(float(np.nan_to_num(m).max()), 1e-12)
         target = out_dir / (f.stem + "_map.png")
-        Image.fromarray((colours(scaled)[..., :3] * 255).astype(np.uint8)).save(target)
+        if target.is_dir() and not target.is_symlink():
+            raise OddpixError(f"{target} is a folder")
+        try:  # a new file renamed onto the name: atomic, and a link planted there is replaced, not followed
+            fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".map-", suffix=".png")
+            with os.fdopen(fd, "wb") as fh:
+                Image.fromarray((colours(scaled)[..., :3] * 255).astype(np.uint8)).save(fh, format="PNG")
+            os.replace(tmp, target)
+        except OSError as exc:
+            if "tmp" in locals() and Path(tmp).exists():
+                Path(tmp).unlink()
+            raise OddpixError(f"cannot write into {out_dir} ({exc.strerror or exc})") from None
         written.append(target)
     return written

@@ -34,6 +34,14 @@ def machine(device: str = "cpu") -> str:
     return f"CPU ({platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
 
 
+def physical_memory_bytes() -> int | None:
+    """This machine's memory in bytes (None where the platform does not say)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def peak_memory_mb() -> int | None:
     """This process's peak resident memory so far, in MB (None where the platform does not say)."""
     try:

@@ -63,7 +63,7 @@ class ServedBundle:
         try:
             import onnxruntime as ort
         except ImportError:
-            raise OddpixError("scoring a bundle needs onnxruntime: pip install 'oddpix[serve]'") from None
+            raise OddpixError("scoring a bundle needs onnxruntime (a dependency of oddpix): pip install onnxruntime") from None
         self.path = Path(bundle_dir)
         self.manifest = read_manifest(self.path)
         spec = self.manifest["input"]
@@ -72,7 +72,7 @@ class ServedBundle:
         self.map_output = self.manifest.get("map")
         self.batch_size = int(self.manifest.get("scoring", {}).get("batch_size", 512))
         try:
-            self.threshold = Threshold.from_dict(self.manifest["threshold"])
+            self.threshold = Threshold.from_dict(self.manifest["threshold"], where=f"{self.path}/manifest.json: threshold")
         except (KeyError, TypeError, ValueError) as exc:
             raise OddpixError(f"{self.path}/manifest.json: the threshold cannot be read ({exc})") from None
         options = ort.SessionOptions()

@@ -215,20 +215,57 @@ def _has_masks(root: Path, files: list[Path]) -> bool:
         f.parent.name == IMAGE_SUBFOLDER and (f.parent.parent / MASK_SUBFOLDER).is_dir() for f in files)
 
 
-def _read_masks(root: Path, classes_root: Path, files: list[Path], image_size: int, workers: int) -> np.ndarray:
-    """The mask of each image (:func:`_mask_candidates`; none marked where there is none)."""
+def read_mask_file(path: Path, image: Path, size: int) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """A defect mask as ``size`` x ``size`` bool, whatever its values: 0/255, 0/1, 16-bit 0/1000, a palette,
+    RGB (a pixel is marked when its value is above 0). Also what was not as expected (a mask of another size
+    than its image, more than two values: then marked above half the maximum), for one warning."""
+    from PIL import Image
+
+    notes = []
+    try:
+        with Image.open(path) as img:
+            if img.width * img.height > MAX_PIXELS:
+                raise OddpixError(f"{path}: {img.width}x{img.height} pixels is more than the {MAX_PIXELS:,} oddpix reads")
+            raw = np.asarray(img)
+        with Image.open(image) as img:
+            image_size = img.size
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise OddpixError(f"{path} is not a readable mask image ({type(exc).__name__})") from None
+    values = raw.max(axis=-1) if raw.ndim == 3 else raw
+    values = values.astype(np.float64)
+    if (raw.shape[1], raw.shape[0]) != image_size:
+        notes.append(("differ in size from their images",
+                      f"is {raw.shape[1]}x{raw.shape[0]}, its image {image_size[0]}x{image_size[1]}; resized"))
+    levels = np.unique(values[:: max(1, values.shape[0] // 256), :: max(1, values.shape[1] // 256)])
+    if len(levels) > 2:
+        notes.append(("are not binary", f"has {len(np.unique(values))} values; marked above half its maximum"))
+        marked = values > values.max() / 2
+    else:
+        marked = values > 0
+    resized = Image.fromarray(marked.astype(np.uint8) * 255).resize((size, size), Image.NEAREST)
+    return np.asarray(resized) > 127, notes
+
+
+def _read_masks(root: Path, classes_root: Path, files: list[Path], image_size: int, workers: int,
+                warn=print) -> np.ndarray:
+    """The mask of each image (:func:`_mask_candidates`; none marked where there is none); one warning per
+    kind of surprise (:func:`read_mask_file`), naming a mask it concerns and how many."""
     from concurrent.futures import ThreadPoolExecutor
 
-    def mask_of(file: Path) -> np.ndarray:
+    def mask_of(file: Path) -> tuple[np.ndarray, list[str], Optional[Path]]:
         path = next((p for p in _mask_candidates(root, classes_root, file) if p.exists()), None)
         if path is None:
-            return np.zeros((image_size, image_size), dtype=bool)
-        m = _load_one(path, image_size, 1, nearest=True)
-        if m is None:
-            raise OddpixError(f"{path} is not a readable mask image")
-        return m[..., 0] > 127
+            return np.zeros((image_size, image_size), dtype=bool), [], None
+        return (*read_mask_file(path, file, image_size), path)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return np.stack(list(pool.map(mask_of, files)))
+        read = list(pool.map(mask_of, files))
+    surprises: dict[str, list[tuple[Path, str]]] = {}
+    for _, notes, path in read:
+        for kind, text in notes:
+            surprises.setdefault(kind, []).append((path, text))
+    for kind, found in surprises.items():
+        warn(f"warning: {len(found)} mask(s) {kind} (e.g. {found[0][0]} {found[0][1]})")
+    return np.stack([m for m, _, _ in read])
 
 
 def load_image_folder(root: str | Path, image_size: int, channels: int, warn=print,
@@ -265,7 +302,7 @@ def load_image_folder(root: str | Path, image_size: int, channels: int, warn=pri
         raise OddpixError(f"data.folder.root: no readable images under {root}")
     x = np.stack([images[i] for i in ok])
     kept = [files[i] for i in ok]
-    masks = _read_masks(root, classes_root, kept, image_size, workers) if _has_masks(root, kept) else None
+    masks = _read_masks(root, classes_root, kept, image_size, workers, warn) if _has_masks(root, kept) else None
     return FolderImages(x, np.asarray(labels, dtype=np.int64)[ok], tuple(classes),
                         np.asarray([str(files[i].relative_to(root)) for i in ok]), skipped, masks,
                         np.asarray(parts)[ok] if split_layout else None)

@@ -7,7 +7,8 @@ from pathlib import Path
 from ..config import Params, reads
 from ..data.splits import SPLITS
 from ..io import write_json, write_npz
-from ..preprocess import Preprocessor, resize_mask
+from ..preprocess import Preprocessor, check_memory, resize_mask
+from ..runtime import physical_memory_bytes
 from .common import log, read_split
 
 
@@ -15,7 +16,9 @@ from .common import log, read_split
 def preprocess(params: Params, split_dir: str | Path, out_dir: str | Path) -> None:
     out_dir = Path(out_dir)
     parts = {name: read_split(split_dir, name) for name in SPLITS}
-    prep = Preprocessor.from_config(params.preprocess).fit(parts["train"].x[parts["train"].y == 0])
+    prep = Preprocessor.from_config(params.preprocess)
+    check_memory(sum(len(p.x) for p in parts.values()), prep.output_shape(parts["train"].x), physical_memory_bytes())
+    prep.fit(parts["train"].x[parts["train"].y == 0])
     for name, part in parts.items():
         x = prep.transform(part.x).numpy()
         mask = {} if part.mask is None else {"mask": resize_mask(part.mask, x.shape[2:])}

@@ -14,6 +14,12 @@ import yaml
 from ..errors import OddpixError
 
 
+def _folder_name(name: str) -> str:
+    """``name`` as one folder name: characters other than letters, digits, ``_`` and ``-`` become ``_``."""
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "_-") else "_" for c in str(name))
+    return safe or "_"
+
+
 def set_key(raw: dict, dotted: str, value: Any) -> None:
     """``raw["a"]["b"] = value`` for ``dotted = "a.b"``, creating the sections on the way."""
     node = raw
@@ -49,7 +55,8 @@ class Cell:
         return f"{_class_tag(self.cls)}-s{self.seed}{settings_suffix(self.settings)}"
 
     def path(self, reports: str | Path) -> Path:
-        return Path(reports) / self.dataset / self.model / f"{self.tag}.json"
+        """Where the cell's record goes: always under ``reports``, whatever the names hold (``../x``, ``/x``)."""
+        return Path(reports) / _folder_name(self.dataset) / _folder_name(self.model) / f"{self.tag}.json"
 
     @property
     def experiment(self) -> str:

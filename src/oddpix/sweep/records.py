@@ -63,7 +63,7 @@ def plan(base_raw: dict, cells: Sequence[Cell], reports: str | Path, code: str) 
         except OddpixError as exc:
             invalid[cell] = str(exc)
             continue
-        previous = read_record(cell.path(reports))
+        previous = read_record(cell.path(reports), cell)
         if (previous and previous.get("status") == "ok" and previous.get("code_version") == code
                 and previous.get("params_hash") == params_hash(raws[cell])):
             done[cell] = previous
@@ -72,11 +72,18 @@ def plan(base_raw: dict, cells: Sequence[Cell], reports: str | Path, code: str) 
     return Plan(raws, done, todo, invalid)
 
 
-def read_record(path: Path) -> Optional[dict]:
+def read_record(path: Path, cell: Optional[Cell] = None) -> Optional[dict]:
+    """The record at ``path``; None (the cell runs again) when it is unreadable, not a record, or the
+    record of another cell than ``cell``."""
     try:
-        return read_json(path)
+        record = read_json(path)
     except (OSError, ValueError):
         return None
+    if not isinstance(record, dict) or not isinstance(record.get("metrics", {}), dict):
+        return None
+    if cell is not None and record.get("cell") != json.loads(json.dumps(asdict(cell))):
+        return None
+    return record
 
 
 def write_record(cell: Cell, reports: str | Path, raw: Optional[dict], result: dict, engine: str,
