@@ -241,3 +241,25 @@ def test_masks_are_read_whatever_their_values_and_surprises_are_warned(tmp_path)
     by_name = {str(f).rsplit("/", 1)[-1]: m for f, m in zip(folder.files, folder.masks)}
     assert np.array_equal(by_name[masks[0].name], truth[0]) and np.array_equal(by_name[masks[2].name], truth[2])
     assert np.array_equal(by_name[masks[1].name], truth[1])  # above half of 200: the mask, not its fringe of 60
+
+
+def test_a_key_given_twice_in_params_yaml_is_refused(tmp_path):
+    from oddpix.config import load_params
+
+    (tmp_path / "params.yaml").write_text("model: cae\nseed: 1\nmodel: ae\n")
+    with pytest.raises(ConfigError, match=r"is not valid YAML: the key 'model' is given twice \(line 3, column 1\)$"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_a_sweep_whose_every_cell_is_invalid_runs_and_writes_nothing(tmp_path, tiny_params):
+    from oddpix import leaderboard as lb
+    from oddpix.sweep import cells_of
+
+    out = tmp_path / "board"
+    out.mkdir()
+    (out / "leaderboard.md").write_text("the last good table")
+    request = lb.Request(models=["knn", "knn"], classes=[0, 1], datasets=[], seeds=1, settings=("models.knn.kk=1",))
+    with pytest.raises(OddpixError, match=r"the params of every cell are invalid, nothing was run or written .*models.knn.kk"):
+        lb.run(request, {"device": "cpu"}, "local", tmp_path / "reports", out, log=lambda m: None)
+    assert (out / "leaderboard.md").read_text() == "the last good table" and not (tmp_path / "reports").exists()
+    assert len(cells_of("mnist", ["knn", "knn"], [0, 0, 1], [42, 42])) == 2  # each cell once

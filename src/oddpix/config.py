@@ -113,6 +113,20 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     return parse_params(read_raw_params(path))
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (as DVC does) instead of keeping the last."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is given twice",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_raw_params(path: str | Path = "params.yaml") -> dict:
     """``params.yaml`` as the mapping YAML reads (not yet validated)."""
     path = Path(path)
@@ -121,9 +135,11 @@ def read_raw_params(path: str | Path = "params.yaml") -> dict:
     except FileNotFoundError:
         raise ConfigError(f"params: {path} not found (run from the project root)") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"params: {path} is not valid YAML: {exc}") from None
+        mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise ConfigError(f"params: {path} is not valid YAML: {problem or exc}{where}") from None
     return raw or {}
 
 

@@ -244,6 +244,9 @@ def run(request: Request, base_raw: dict, engine: str, reports: str | Path, out:
     for dataset in request.datasets:
         records = [r for c, r in result.records.items() if c.dataset == dataset]
         where = Path(out) if len(request.datasets) == 1 else Path(out) / dataset
+        if not any(r.get("status") == "ok" for r in records):  # an earlier table is kept, not dashed over
+            log(f"not written: {where}/leaderboard.md (no cell of {dataset} finished)")
+            continue
         title = f"{dataset}: one class normal" + (f" ({', '.join(request.settings)})" if request.settings else "")
         texts.append(write_report(board(results(records, request.metric)), where, request.metric, title,
                                   [f for c, f in failed.items() if c.dataset == dataset]))

@@ -99,6 +99,9 @@ def run_sweep(base_raw: dict, cells: Sequence[Cell], reports: str | Path, engine
     records = dict(p.done)
     log(f"sweep: {len(cells)} cells, {len(p.done)} finished already, {len(p.todo)} to run"
         + (f", {len(p.invalid)} with invalid params" if p.invalid else "") + f" (engine {engine})")
+    if p.invalid and len(p.invalid) == len(cells) and not dry_run:  # e.g. a misspelt -S key: nothing can run
+        cell, message = next(iter(p.invalid.items()))
+        raise OddpixError(f"the params of every cell are invalid, nothing was run or written ({cell}: {message})")
     if dry_run:
         for cell, message in p.invalid.items():
             log(f"invalid: {cell}: {message}")

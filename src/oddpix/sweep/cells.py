@@ -80,7 +80,8 @@ def settings_suffix(settings: Sequence[str]) -> str:
 
 def cells_of(dataset: str, models: Sequence[str], classes: Sequence[int], seeds: Sequence[int],
              settings: Sequence[str] = ()) -> list[Cell]:
-    return [Cell(dataset, m, c, s, tuple(settings)) for m in models for c in classes for s in seeds]
+    once = dict.fromkeys  # `--models knn,knn` names one detector: each cell once
+    return [Cell(dataset, m, c, s, tuple(settings)) for m in once(models) for c in once(classes) for s in once(seeds)]
 
 
 def _class_tag(cls: Optional[int]) -> str:
