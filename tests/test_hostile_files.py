@@ -263,3 +263,25 @@ def test_a_sweep_whose_every_cell_is_invalid_runs_and_writes_nothing(tmp_path, t
         lb.run(request, {"device": "cpu"}, "local", tmp_path / "reports", out, log=lambda m: None)
     assert (out / "leaderboard.md").read_text() == "the last good table" and not (tmp_path / "reports").exists()
     assert len(cells_of("mnist", ["knn", "knn"], [0, 0, 1], [42, 42])) == 2  # each cell once
+
+
+def test_file_reading_respects_exif_names_reasons_and_never_blocks(tmp_path):
+    from oddpix.data.folder import EXIF_ORIENTATION, load_image_folder, read_image_file
+
+    picture = np.zeros((10, 20), np.uint8)
+    picture[:, :10] = 255  # bright left half, 20 wide and 10 high as stored
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6  # the camera was turned: shown rotated 90 degrees clockwise
+    Image.fromarray(picture).save(tmp_path / "turned.png", exif=exif.tobytes())
+    upright = read_image_file(tmp_path / "turned.png", 1)[..., 0]
+    assert upright.shape == (20, 10) and upright[:10].min() == 255 and upright[10:].max() == 0  # bright on top
+    os.mkfifo(tmp_path / "pipe.png")  # opening a FIFO for reading would wait for a writer forever
+    with pytest.raises(OddpixError, match="not a regular file"):
+        read_image_file(tmp_path / "pipe.png", 1)
+    # a folder's skip warning says why
+    (tmp_path / "f" / "good").mkdir(parents=True)
+    Image.fromarray((np.arange(64 * 64, dtype=np.int32).reshape(64, 64) * 100)).save(tmp_path / "f/good/deep.tif")
+    Image.fromarray(picture).save(tmp_path / "f/good/ok.png")
+    warnings = []
+    load_image_folder(tmp_path / "f", 16, 1, warn=warnings.append)
+    assert any("deep.tif: a 32-bit integer image with values 0..409500; save it as 8 or 16 bit" in w for w in warnings), warnings

@@ -124,7 +124,7 @@ def test_image_folder_is_read_resized_and_bad_files_are_named(tmp_path):
     warnings.clear()
     again = load_image_folder(root, image_size=24, channels=3, warn=warnings.append)
     assert sorted(again.skipped) == ["Parasitized/.DS_Store", "Parasitized/notes.txt", "Uninfected/Thumbs.db"]
-    assert warnings == [f"warning: skipping {root / 'Parasitized/notes.txt'}: not a readable image",
+    assert warnings == [f"warning: skipping {root / 'Parasitized/notes.txt'}: not a readable image (UnidentifiedImageError)",
                         "note: skipped 2 hidden or system file(s) (e.g. Parasitized/.DS_Store)"]
     gray = load_image_folder(root, image_size=16, channels=1, warn=lambda m: None)
     assert gray.x.shape == (42, 16, 16, 1)

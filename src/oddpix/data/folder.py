@@ -42,6 +42,7 @@ from ..schema import choice, num
 # The largest image side anywhere (folder images, preprocess.image_size, a model file's input size): a
 # 1024 x 1024 RGB image is 12 MB as float32; larger photos are resized down to it or below.
 MAX_IMAGE_SIDE = 1024
+EXIF_ORIENTATION = 0x0112
 CHANNELS_PROBLEM = "2 is not a valid choice; valid choices: 1 (grayscale), 3 (RGB)"
 
 
@@ -125,7 +126,7 @@ def read_image_file(path: str | Path | bytes, channels: int, size: Optional[tupl
     :class:`OddpixError` with the reason when it is not a readable image."""
     import io
 
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     if isinstance(path, (bytes, bytearray)):
         if not path:
@@ -133,12 +134,14 @@ def read_image_file(path: str | Path | bytes, channels: int, size: Optional[tupl
         source = io.BytesIO(path)
     else:
         source = path = Path(path)
-        if not path.exists():
-            raise OddpixError("no such file")
+        if not path.is_file():  # a folder, a FIFO or a device would block or fail inside the decoder
+            raise OddpixError("not a regular file" if path.exists() else "no such file")
     try:
         with Image.open(source) as img:
             if img.width * img.height > max_pixels:
                 raise OddpixError(f"{img.width}x{img.height} pixels is more than the {max_pixels:,} oddpix reads")
+            if img.getexif().get(EXIF_ORIENTATION, 1) != 1:  # a camera's rotated photo, shown upright
+                img = ImageOps.exif_transpose(img)
             img = _to_8bit(img).convert("L" if channels == 1 else "RGB")
             if size is not None and img.size != (size[1], size[0]):
                 img = img.resize((size[1], size[0]), Image.NEAREST if nearest else Image.BILINEAR)
@@ -150,11 +153,12 @@ def read_image_file(path: str | Path | bytes, channels: int, size: Optional[tupl
     return array[..., None] if array.ndim == 2 else array
 
 
-def _load_one(path: Path, size: int, channels: int, nearest: bool = False) -> Optional[np.ndarray]:
+def _load_one(path: Path, size: int, channels: int) -> np.ndarray | str:
+    """The image, or why it cannot be read."""
     try:
-        return read_image_file(path, channels, (size, size), nearest)
-    except OddpixError:
-        return None
+        return read_image_file(path, channels, (size, size))
+    except OddpixError as exc:
+        return str(exc)
 
 
 def _class_folders(root: Path) -> tuple[Path, list[tuple[str, Path]], bool]:
@@ -291,9 +295,11 @@ def load_image_folder(root: str | Path, image_size: int, channels: int, warn=pri
         files, labels, parts, system = _image_files(root, groups, classes)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         images = list(pool.map(lambda f: _load_one(f, image_size, channels), files))
-    unreadable = [str(f.relative_to(root)) for f, img in zip(files, images) if img is None]
-    for name in unreadable:
-        warn(f"warning: skipping {root / name}: not a readable image")
+    unreadable = [str(f.relative_to(root)) for f, img in zip(files, images) if isinstance(img, str)]
+    for f, img in zip(files, images):
+        if isinstance(img, str):
+            warn(f"warning: skipping {f}: {img}")
+    images = [None if isinstance(img, str) else img for img in images]
     if system:
         warn(f"note: skipped {len(system)} hidden or system file(s) (e.g. {system[0]})")
     skipped = unreadable + system + (missing if labels_csv is not None else [])
