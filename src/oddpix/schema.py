@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import re
 import types
@@ -156,13 +157,19 @@ def _convert(tp: Any, value: Any, path: str, meta: Mapping[str, Any]) -> Any:
     return _convert_scalar(tp, value, path, meta)
 
 
+@functools.lru_cache(maxsize=None)
+def _type_hints(cls: type) -> dict[str, Any]:
+    """The fields' types of a section (evaluating them is most of the cost of validating params)."""
+    return typing.get_type_hints(cls)
+
+
 def parse_section(cls: type, raw: Any, path: str) -> Any:
     """Build dataclass ``cls`` from the mapping ``raw``; ``path`` names it in messages."""
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
         fail(path or "params.yaml", f"expected a mapping of keys, got {raw!r}")
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls)}
     for key in raw:
         if key not in known:

@@ -11,7 +11,7 @@ import sys
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 from ..errors import OddpixError
 from ..provenance import code_version
@@ -43,9 +43,28 @@ def git_commit() -> Optional[str]:
     return proc.stdout.strip() or None if proc.returncode == 0 else None
 
 
+class CellParams(Mapping):
+    """Each cell's params, made when asked for (params.yaml plus its settings): a sweep of 30,000 cells does
+    not hold 30,000 copies of params.yaml."""
+
+    def __init__(self, base_raw: dict, cells: Sequence[Cell]):
+        self.base, self.cells = base_raw, set(cells)
+
+    def __getitem__(self, cell: Cell) -> dict:
+        if cell not in self.cells:
+            raise KeyError(cell)
+        return apply_settings(self.base, cell.overrides())
+
+    def __iter__(self):
+        return iter(self.cells)
+
+    def __len__(self) -> int:
+        return len(self.cells)
+
+
 @dataclass
 class Plan:
-    raws: dict[Cell, dict]      # each cell's params
+    raws: Mapping[Cell, dict]   # each cell's params
     done: dict[Cell, dict]      # finished before (status ok, same params and code)
     todo: list[Cell]
     invalid: dict[Cell, str]    # params that do not validate: the message
@@ -55,17 +74,18 @@ def plan(base_raw: dict, cells: Sequence[Cell], reports: str | Path, code: str) 
     """Each cell's params (validated), and which cells a previous run already finished."""
     from ..config import parse_params
 
-    raws, done, todo, invalid = {}, {}, [], {}
+    raws = CellParams(base_raw, cells)
+    done, todo, invalid = {}, [], {}
     for cell in cells:
         try:
-            raws[cell] = apply_settings(base_raw, cell.overrides())
-            parse_params(raws[cell])
+            raw = raws[cell]
+            parse_params(raw)
         except OddpixError as exc:
             invalid[cell] = str(exc)
             continue
         previous = read_record(cell.path(reports), cell)
         if (previous and previous.get("status") == "ok" and previous.get("code_version") == code
-                and previous.get("params_hash") == params_hash(raws[cell])):
+                and previous.get("params_hash") == params_hash(raw)):
             done[cell] = previous
         else:
             todo.append(cell)
