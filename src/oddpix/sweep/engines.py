@@ -110,8 +110,12 @@ def _ray_cell(raw: dict, threads: Optional[int] = None, keep: Optional[str] = No
     ``gpus_per_cell`` < 1; none when 0), which are the ones ``device: auto`` sees."""
     import ray
 
+    from ..provenance import code_version
+
     out = run_cell(raw, threads, keep)
     out["gpus"] = [str(g) for g in ray.get_gpu_ids()]
+    out["node_id"] = ray.get_runtime_context().get_node_id()  # which machine of the cluster ran it
+    out["node_code_version"] = code_version()
     return out
 
 
@@ -130,6 +134,9 @@ def _run_ray(p: Plan, finish: Callable[[Cell, dict], None], address: Optional[st
         import ray
     except ImportError:
         raise OddpixError("--engine ray needs Ray: pip install 'ray>=2.9' (the project's setup installs it)") from None
+    from ..provenance import code_version
+
+    code = code_version()
     started = not ray.is_initialized()
     if started:
         ray.init(address=address or os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
@@ -147,6 +154,11 @@ def _run_ray(p: Plan, finish: Callable[[Cell, dict], None], address: Optional[st
                 except Exception as exc:  # the worker died (killed, out of memory) or Ray failed the task
                     first = (str(exc).strip().splitlines() or [""])[0]
                     result = {"status": "failed", "error": f"ray: {type(exc).__name__}: {first}"}
+                other = result.get("node_code_version")
+                if other is not None and other != code:  # never mix two versions of the code in one table
+                    result = {**result, "status": "failed", "metrics": {},
+                              "error": f"ray: node {result.get('node_id', '?')[:12]} runs oddpix code version {other}, "
+                                       f"this machine {code}: install the same code on every node"}
                 finish(cell, result)
     finally:
         if started:
