@@ -285,3 +285,21 @@ def test_file_reading_respects_exif_names_reasons_and_never_blocks(tmp_path):
     warnings = []
     load_image_folder(tmp_path / "f", 16, 1, warn=warnings.append)
     assert any("deep.tif: a 32-bit integer image with values 0..409500; save it as 8 or 16 bit" in w for w in warnings), warnings
+
+
+def test_a_full_disk_during_a_stage_is_one_line(tmp_path, monkeypatch):
+    import errno
+
+    from oddpix.stage import stage_command
+    from oddpix.steps import params as step
+
+    (tmp_path / "params.yaml").write_text("device: cpu\n")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "data/params.ok"))
+    monkeypatch.setattr(step, "write_text", full)  # the disk fills up as the stage writes its output
+    result = CliRunner().invoke(stage_command("params"), ["--params", str(tmp_path / "params.yaml"),
+                                                          "--root", str(tmp_path)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip().endswith("No space left on device (free some space and run again)"), result.output
+    assert result.output.startswith("error: stage params: ")

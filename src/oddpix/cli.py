@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from .errors import OddpixError, missing_package
+from .errors import OddpixError, missing_package, os_error
 
 
 class Commands(click.Group):
@@ -23,6 +23,9 @@ class Commands(click.Group):
             if (missing := missing_package(exc)) is None:
                 raise
             click.echo(f"error: {missing}", err=True)
+            sys.exit(1)
+        except OSError as exc:  # a full disk, a read-only folder: one line, not a traceback
+            click.echo(f"error: {os_error(exc)}", err=True)
             sys.exit(1)
 
 

@@ -11,6 +11,13 @@ class ConfigError(OddpixError):
     """params.yaml is invalid; the message names the key and what is valid."""
 
 
+def os_error(exc: OSError) -> OddpixError:
+    """A failed read or write (a full disk, a read-only folder, a vanished file) as one line."""
+    where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+    return OddpixError(f"{where}{exc.strerror or exc}" + (" (free some space and run again)" if exc.errno in (28, 122)
+                                                          else ""))
+
+
 # What each optional dependency group installs (pyproject.toml), by the name a module is imported as.
 EXTRAS = {
     "pipeline": ("torch", "torchvision", "pandas", "sklearn", "scipy", "tqdm", "dvc", "ray", "onnx", "onnxscript"),

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from .errors import OddpixError, missing_package
+from .errors import OddpixError, missing_package, os_error
 from .pipeline import LAYOUT, STAGE
 
 
@@ -32,6 +32,9 @@ def stage_command(name: str) -> click.Command:
             if (missing := missing_package(exc)) is None:
                 raise
             click.echo(f"error: {missing}", err=True)
+            sys.exit(1)
+        except OSError as exc:  # a full disk, a read-only folder: one line, not a traceback
+            click.echo(f"error: stage {name}: {os_error(exc)}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
