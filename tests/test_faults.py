@@ -1,6 +1,7 @@
 """Hostile input and faults: one readable error, nothing half-written, no silent garbage."""
 
 import io
+import json
 
 import pandas as pd
 import pytest
@@ -272,6 +273,41 @@ def test_fuzzed_readers_fail_with_one_error_never_another_exception(tmp_path, pa
         try:
             load_detector(tmp_path / f"bad{i}.pt")
         except OddpixError:
+            pass
+
+    # KDE files: damaged bytes, and well-formed files whose contents are impossible
+    import torch
+
+    from oddpix.density import LatentKDE, load_kde, save_kde
+    from oddpix.io import write_torch
+
+    kde = LatentKDE.fit(torch.randn(50, 4), "scott")
+    save_kde(tmp_path / "kde.pt", kde, model_id="m")
+    assert load_kde(tmp_path / "kde.pt").bandwidth == kde.bandwidth
+    for i, blob in enumerate(mutations((tmp_path / "kde.pt").read_bytes(), rng)):
+        (tmp_path / f"kde{i}.pt").write_bytes(blob)
+        try:
+            load_kde(tmp_path / f"kde{i}.pt")
+        except OddpixError:
+            pass
+    good = {"fitted": True, **kde.state()}
+    for change in ({"bandwidth": 0.0}, {"bandwidth": float("nan")}, {"bandwidth": "1"}, {"data": torch.ones(3)},
+                   {"std": torch.zeros(4)}, {"mean": torch.zeros(5)}, {"data": torch.full((3, 4), float("inf"))},
+                   {"extra": 1}, {"rule": 3}):
+        write_torch(tmp_path / "crafted.pt", {**good, **change})
+        with pytest.raises(OddpixError, match="is not a KDE file written by oddpix"):
+            load_kde(tmp_path / "crafted.pt")
+
+    # threshold files: damaged bytes (the structured edits: tests/test_hostile_files.py)
+    from oddpix.fitted_threshold import Bound, Threshold
+
+    thr = Threshold("zscore", [Bound("reconstruction", 1.0)], calibration=[0.1, 0.2])
+    text = json.dumps(thr.to_dict()).encode()
+    assert Threshold.from_dict(json.loads(text)).high == 1.0
+    for blob in mutations(text, rng):
+        try:
+            Threshold.from_dict(json.loads(blob.decode("utf-8", "replace")))
+        except (OddpixError, ValueError):  # ValueError: not JSON at all (bundle.py reports it as one line)
             pass
 
 

@@ -108,6 +108,24 @@ class LatentKDE:
 
     @classmethod
     def from_state(cls, state: dict) -> "LatentKDE":
+        """A stored KDE, checked: finite codes (N x d), a mean and a positive std per dimension, a bandwidth
+        in the range params allow (else ValueError naming what is wrong)."""
+        known = {"data", "mean", "std", "bandwidth", "rule", "model_id"}
+        if set(state) - known or {"data", "mean", "std", "bandwidth", "rule"} - set(state):
+            raise ValueError(f"keys {sorted(state)}, expected {sorted(known)}")
+        data, mean, std = (state[k] for k in ("data", "mean", "std"))
+        if not all(isinstance(t, torch.Tensor) and t.is_floating_point() for t in (data, mean, std)):
+            raise ValueError("codes, mean and std must be float tensors")
+        if data.ndim != 2 or len(data) < 2 or mean.shape != (data.shape[1],) or std.shape != mean.shape:
+            raise ValueError(f"codes {tuple(data.shape)}, mean {tuple(mean.shape)}, std {tuple(std.shape)} do not fit")
+        if not (torch.isfinite(data).all() and torch.isfinite(mean).all() and torch.isfinite(std).all()
+                and bool((std > 0).all())):
+            raise ValueError("non-finite codes or statistics, or a std <= 0")
+        h = state["bandwidth"]
+        if isinstance(h, bool) or not isinstance(h, (int, float)) or not MIN_BANDWIDTH <= h <= MAX_BANDWIDTH:
+            raise ValueError(f"bandwidth {h!r:.30} is not in [{MIN_BANDWIDTH:g}, {MAX_BANDWIDTH:g}]")
+        if not isinstance(state["rule"], str) or not (state.get("model_id") is None or isinstance(state["model_id"], str)):
+            raise ValueError("rule and model_id must be strings")
         return cls(**state)
 
 
