@@ -144,6 +144,7 @@ def test_board_mean_std_over_seeds_and_wilcoxon(tmp_path):
     assert s["significant"] and s["mean_difference"] == pytest.approx(0.0515)
     text = lb.write_report(b, tmp_path, "auroc", "MNIST", failed=["mnist/x/c0-s1: boom"])
     assert "| good | 0.903 ± 0.001 |" in text and "**0.923 ± 0.001**" in text
+    assert text.count("**") == 2  # only the best mean is bold
     assert "p = 0.000977 (significant at 0.05)" in text and "- mnist/x/c0-s1: boom" in text
     assert (tmp_path / "leaderboard.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "leaderboard.csv").read_text().startswith("detector,0,1,2,3,4,mean,0_std")
@@ -156,6 +157,13 @@ def test_board_mean_std_over_seeds_and_wilcoxon(tmp_path):
     # a tie is not significant
     tie = {("a", c, 1): 0.9 for c in range(4)} | {("b", c, 1): 0.9 for c in range(4)}
     assert lb.board(lb.results(records(tie))).significance["significant"] is False
+    # a tiny std keeps a significant digit; with 4 pairs the test's floor is said
+    close = {("a", c, s): 0.9 + 0.01 * c + 0.0002 * s for c in range(2) for s in (1, 2)}
+    close |= {("b", c, s): 0.8 + 0.01 * c for c in range(2) for s in (1, 2)}
+    text = lb.markdown(lb.board(lb.results(records(close))), "auroc", "t")
+    row_a = next(line for line in text.splitlines() if line.startswith("| a |"))
+    assert "0.900 ± 0.0001" in row_a and "± 0.000 " not in row_a  # an exact 0 (row b) stays 0.000
+    assert "With 4 pairs this test cannot go below p = 0.0625: 5 or more (classes x seeds) are needed" in text
 
 
 def test_requests_are_checked_before_any_run():

@@ -134,7 +134,10 @@ def significance(frame: pd.DataFrame, order: Sequence[str]) -> Optional[dict]:
 def _fmt(mean: float, std: float, seeds: int) -> str:
     if not np.isfinite(mean):
         return "—"
-    return f"{mean:.3f} ± {std:.3f}" if seeds > 1 and np.isfinite(std) else f"{mean:.3f}"
+    if seeds < 2 or not np.isfinite(std):
+        return f"{mean:.3f}"
+    spread = f"{std:.1g}" if 0 < std < 0.0005 else f"{std:.3f}"  # a small std keeps a significant digit
+    return f"{mean:.3f} ± {spread}"
 
 
 def markdown(b: Board, metric: str, title: str, failed: Sequence[str] = ()) -> str:
@@ -144,7 +147,8 @@ def markdown(b: Board, metric: str, title: str, failed: Sequence[str] = ()) -> s
              "", "| detector | " + " | ".join(str(c) for c in cols) + " |", "|---|" + "---:|" * len(cols)]
     for name in b.mean.index:
         cells = [_fmt(b.mean.loc[name, c], b.std.loc[name, c], b.seeds) for c in cols]
-        cells[-1] = f"**{cells[-1]}**"
+        if name == b.mean.index[0]:  # the best mean only
+            cells[-1] = f"**{cells[-1]}**"
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     s = b.significance
     if s:
@@ -152,6 +156,9 @@ def markdown(b: Board, metric: str, title: str, failed: Sequence[str] = ()) -> s
         lines += ["", f"Best: {s['best']}, ahead of {s['second']} by {s['mean_difference']:+.4f} on average; paired "
                       f"one-sided Wilcoxon test over {s['pairs']} (class, seed) pairs: p = {s['p_value']:.3g} "
                       f"({verdict} at 0.05)."]
+        if s["pairs"] < 5:  # the smallest p of a one-sided signed-rank test over n pairs is 1 / 2^n
+            lines[-1] += (f" With {s['pairs']} pairs this test cannot go below p = {0.5 ** s['pairs']:.3g}: "
+                          "5 or more (classes x seeds) are needed for p < 0.05.")
     if failed:
         lines += ["", f"Failed cells ({len(failed)}; their JSON under reports/ holds the error):", "",
                   *[f"- {f}" for f in failed]]
