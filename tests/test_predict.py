@@ -65,7 +65,23 @@ def test_predict_table_and_csv(trained, image_dir):
     assert lines[0].split() == ["file", "score", "anomaly", "p_value"] and len(lines) == 5
     assert all(line.split()[2] in ("yes", "no") for line in lines[1:])
     as_csv = run(root, good[0], "--format", "csv")
-    assert as_csv.stdout.splitlines()[0] == "file,score,anomaly,p_value,error"
+    assert as_csv.stdout.splitlines()[0] == "file,score,anomaly,p_value,error,note"
+    assert "scored by " in table.stderr and "cae, model " in table.stderr  # which model and run scored
+
+
+def test_predict_says_when_it_resizes_and_refuses_a_distorting_resize(trained, tmp_path):
+    root, _ = trained
+    Image.fromarray(np.full((24, 32), 128, np.uint8)).save(tmp_path / "wide.png")    # 32x24: aspect 1.33
+    Image.fromarray(np.full((20, 60), 128, np.uint8)).save(tmp_path / "banner.png")  # 60x20: aspect 3
+    Image.fromarray(np.full((28, 28), 128, np.uint8)).save(tmp_path / "fits.png")
+    result = run(root, str(tmp_path), "--format", "json")
+    rows = {r["file"].rsplit("/", 1)[-1]: r for r in json.loads(result.stdout)}
+    assert rows["wide.png"]["note"] == "resized from 32x24 to 28x28 (bilinear)" and rows["wide.png"]["score"] is not None
+    assert rows["fits.png"]["note"] is None and rows["fits.png"]["score"] is not None
+    assert rows["banner.png"]["score"] is None and "a change of aspect ratio of 3.00x (more than 1.5)" in rows["banner.png"]["error"]
+    assert result.exit_code == 1 and "note: 1 image(s) resized to the model's input" in result.stderr
+    relaxed = run(root, str(tmp_path / "banner.png"), "--max-aspect", "4", "--format", "json")
+    assert relaxed.exit_code == 0 and json.loads(relaxed.stdout)[0]["note"] == "resized from 60x20 to 28x28 (bilinear)"
 
 
 def test_predict_without_a_model_is_one_readable_line(tmp_path):

@@ -202,7 +202,7 @@ def test_a_thousand_hostile_uploads_mixed_with_good_ones(service, tmp_path):
 
     _, served, _ = service
     rng = np.random.default_rng(7)
-    goods = [_png(rng, size=(24 + i, 40 - i)) for i in range(8)]
+    goods = [_png(rng, size=(26 + i, 30 - i)) for i in range(8)]
     for i, data in enumerate(goods):
         (tmp_path / f"good{i}.png").write_bytes(data)
     want = [p.score for p in served.predict_files([tmp_path / f"good{i}.png" for i in range(8)])]

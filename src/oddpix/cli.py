@@ -44,7 +44,10 @@ def main() -> None:
 @click.option("--maps", "maps_dir", default=None, help="write one anomaly heat-map PNG per scored image here")
 @click.option("--bundle", "bundle_dir", default=None,
               help="score with this exported bundle (`oddpix export`) instead: onnxruntime, no PyTorch")
-def predict(paths, model_path, kde_path, threshold_path, fmt, components, maps_dir, bundle_dir):
+@click.option("--max-aspect", default=1.5, show_default=True, type=click.FloatRange(min=1.0),
+              help="refuse an image whose width/height differs from the model's input by more than this factor "
+                   "(it would be distorted by the resize); others are resized, with a note")
+def predict(paths, model_path, kde_path, threshold_path, fmt, components, maps_dir, bundle_dir, max_aspect):
     """Score IMAGE files (or every image under a DIRECTORY) with the trained model and threshold.
 
     Exit status 0 when every file was scored, 1 when some could not be (each gets its own error).
@@ -54,13 +57,15 @@ def predict(paths, model_path, kde_path, threshold_path, fmt, components, maps_d
             from .served import ServedBundle
 
             scorer = ServedBundle(bundle_dir)
-            results = scorer.predict_files(paths, maps_dir)
+            results = scorer.predict_files(paths, maps_dir, max_aspect)
+            by = f"bundle {bundle_dir}: {scorer.detector}, model {scorer.manifest.get('model_id')}"
         else:
             from .bundle import RunBundle
             from .predict import predict_files
 
             scorer = RunBundle.read(model_path, kde_path, threshold_path)
-            results = predict_files(scorer, paths, maps_dir)
+            results = predict_files(scorer, paths, maps_dir, max_aspect)
+            by = f"{model_path}: {scorer.detector.name}, model {scorer.model_id}"
     except OddpixError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
@@ -69,7 +74,7 @@ def predict(paths, model_path, kde_path, threshold_path, fmt, components, maps_d
         sys.exit(1)
     rows = [r.row() for r in results]
     if not components:
-        rows = [{k: row[k] for k in ("file", "score", "anomaly", "p_value", "error")} for row in rows]
+        rows = [{k: row[k] for k in ("file", "score", "anomaly", "p_value", "error", "note")} for row in rows]
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
     elif fmt == "csv":
@@ -81,7 +86,7 @@ def predict(paths, model_path, kde_path, threshold_path, fmt, components, maps_d
         click.echo(buf.getvalue(), nl=False)
     else:
         width = max(len(r.file) for r in results)
-        fixed = ("file", "score", "anomaly", "p_value", "error")
+        fixed = ("file", "score", "anomaly", "p_value", "error", "note")
         comp_names = [k for k in rows[0] if k not in fixed] if components else []
         click.echo(f"{'file':<{width}}  {'score':>10}  anomaly  {'p_value':>8}"
                    + "".join(f"  {c:>14}" for c in comp_names))
@@ -97,6 +102,11 @@ def predict(paths, model_path, kde_path, threshold_path, fmt, components, maps_d
         click.echo(f"threshold: {scorer.threshold.rule} on {scorer.threshold.component}; "
                    f"{sum(bool(r.anomaly) for r in results)} of {sum(r.score is not None for r in results)} "
                    "scored images flagged anomalous", err=True)
+    resized = [r for r in results if r.note and r.score is not None]
+    if resized:
+        click.echo(f"note: {len(resized)} image(s) {resized[0].note.split(' from ')[0]} to the model's input "
+                   f"(e.g. {resized[0].file}: {resized[0].note})", err=True)
+    click.echo(f"scored by {by}", err=True)
     failed = [r for r in results if r.error]
     if failed:
         unscored = sum(r.score is None for r in failed)

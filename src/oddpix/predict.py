@@ -13,7 +13,7 @@ A file that cannot be read as an image gets its own error; the rest are scored.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional
 
 import torch
 
@@ -21,7 +21,7 @@ from .data.folder import read_image_file
 from .bundle import RunBundle, as_numpy
 from .errors import OddpixError
 from .models import REGISTRY
-from .predictions import Prediction, collect_files, predict_with
+from .predictions import MAX_ASPECT, Prediction, collect_files, predict_with
 from .preprocess import Preprocessor
 
 
@@ -33,7 +33,8 @@ def read_image(path: Path, preprocessor: Preprocessor, channels: int) -> torch.T
     return preprocessor.transform(read_image_file(path, channels, size)[None])
 
 
-def predict_files(scorer: RunBundle, paths: Iterable[str | Path], maps_dir: str | Path | None = None) -> list[Prediction]:
+def predict_files(scorer: RunBundle, paths: Iterable[str | Path], maps_dir: str | Path | None = None,
+                  max_aspect: Optional[float] = MAX_ASPECT) -> list[Prediction]:
     files = collect_files(paths)
     if maps_dir is not None and not scorer.detector.has_maps:
         with_maps = ", ".join(name for name, cls in REGISTRY.items() if cls.has_maps)
@@ -52,4 +53,5 @@ def predict_files(scorer: RunBundle, paths: Iterable[str | Path], maps_dir: str 
         comps, maps = scorer.components(torch.cat(tensors), keep_maps=keep_maps)
         return as_numpy(comps), maps
 
-    return predict_with(files, read, score, scorer.threshold, maps_dir)
+    size = tuple(scorer.preprocessor.source_size) if scorer.preprocessor.source_size else None
+    return predict_with(files, read, score, scorer.threshold, maps_dir, size, max_aspect)

@@ -24,10 +24,11 @@ class Prediction:
     p_value: Optional[float] = None  # share of validation normals scoring at least as high
     components: dict = field(default_factory=dict)
     error: Optional[str] = None
+    note: Optional[str] = None  # e.g. how the image was resized to the model's input
 
     def row(self) -> dict:
         return {"file": self.file, "score": self.score, "anomaly": self.anomaly, "p_value": self.p_value,
-                **self.components, "error": self.error}
+                **self.components, "error": self.error, "note": self.note}
 
 
 def collect_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -57,16 +58,48 @@ def decide(results: Sequence[Prediction], scored: Sequence[int], comps: dict[str
         results[i].p_value = float(p_values[j]) if p_values is not None else None
 
 
+MAX_ASPECT = 1.5  # an image whose width / height differs more than this from the model's is refused
+
+
+def resize_note(path: Path | bytes, size: Optional[tuple[int, int]],
+                max_aspect: Optional[float] = MAX_ASPECT) -> Optional[str]:
+    """How the file at ``path`` (or these bytes) will be resized to ``size`` = (H, W) (None when it is not),
+    from its header only; raises OddpixError when its aspect ratio differs from the model's by more than
+    ``max_aspect``."""
+    if size is None:
+        return None
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(path) if isinstance(path, (bytes, bytearray)) else path) as img:
+            w, h = img.size
+    except Exception:  # unreadable: the read itself says why
+        return None
+    if (h, w) == tuple(size):
+        return None
+    change = (w / h) / (size[1] / size[0])
+    if max_aspect is not None and max(change, 1 / change) > max_aspect:
+        raise OddpixError(f"{w}x{h} pixels; the model reads {size[1]}x{size[0]}, a change of aspect ratio of "
+                          f"{max(change, 1 / change):.2f}x (more than {max_aspect:g}): crop or pad it, or raise --max-aspect")
+    return f"resized from {w}x{h} to {size[1]}x{size[0]} (bilinear)"
+
+
 def predict_with(files: Sequence[Path], read: Callable[[Path], Any],
                  score: Callable[[list, bool], tuple[dict[str, np.ndarray], Any]], threshold,
-                 maps_dir: str | Path | None = None) -> list[Prediction]:
+                 maps_dir: str | Path | None = None, size: Optional[tuple[int, int]] = None,
+                 max_aspect: Optional[float] = MAX_ASPECT) -> list[Prediction]:
     """Score ``files`` with any scorer: ``read`` turns one file into its input (raising OddpixError with the
     reason when it cannot), ``score`` the inputs that could be read (and whether maps are wanted) into score
-    components and maps; the decisions come from ``threshold``; with ``maps_dir`` one heat map per file."""
+    components and maps; the decisions come from ``threshold``; with ``maps_dir`` one heat map per file.
+    ``size`` (H, W the model reads): each resized file gets a note, one whose aspect ratio changes by more
+    than ``max_aspect`` an error."""
     results = [Prediction(file=str(f)) for f in files]
     good, inputs = [], []
     for i, f in enumerate(files):
         try:
+            results[i].note = resize_note(f, size, max_aspect)
             inputs.append(read(f))
         except OddpixError as exc:
             results[i].error = str(exc)

@@ -19,7 +19,7 @@ import numpy as np
 from .data.folder import read_image_file
 from .errors import OddpixError
 from .fitted_threshold import Threshold
-from .predictions import Prediction, collect_files, predict_with
+from .predictions import MAX_ASPECT, Prediction, collect_files, predict_with
 
 FORMAT = "oddpix-bundle/1"
 MAP_OUTPUT = "anomaly_map"
@@ -110,13 +110,11 @@ class ServedBundle:
             if self.map_output:
                 maps.append(out[self.map_output])
         values = {k: np.concatenate(v).astype(np.float64) for k, v in comps.items()}
-        bad = [k for k, v in values.items() if not np.isfinite(v).all()]
-        if bad:
-            raise OddpixError(f"the bundle scored some images {bad[0]} = nan or inf; the model is broken")
-        return values, (np.concatenate(maps) if maps else None)
+        return values, (np.concatenate(maps) if maps else None)  # NaN scores: per-image errors (predictions.decide)
 
-    def predict_files(self, paths: Iterable[str | Path], maps_dir: str | Path | None = None) -> list[Prediction]:
+    def predict_files(self, paths: Iterable[str | Path], maps_dir: str | Path | None = None,
+                      max_aspect: Optional[float] = MAX_ASPECT) -> list[Prediction]:
         if maps_dir is not None and not self.has_maps:
             raise OddpixError(f"model {self.detector} has no anomaly maps (--maps needs a detector with maps)")
         return predict_with(collect_files(paths), self.read, lambda arrays, _maps: self.score(np.stack(arrays)),
-                            self.threshold, maps_dir)
+                            self.threshold, maps_dir, (self.height, self.width), max_aspect)

@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from .errors import OddpixError
-from .predictions import Prediction, decide
+from .predictions import MAX_ASPECT, Prediction, decide, resize_note
 from .served import ServedBundle
 
 
@@ -41,6 +41,7 @@ class ServiceLimits:
     max_files: int = 64
     max_pixels: int = 25_000_000
     max_seconds: float = 60.0  # scoring one request longer than this answers 503 (the service goes on)
+    max_aspect: float = MAX_ASPECT  # an image distorted more than this by the resize is refused (as predict)
 
 
 def _map_png(m: np.ndarray, top: float) -> str:
@@ -109,7 +110,10 @@ def create_app(bundle: ServedBundle, limits: ServiceLimits = ServiceLimits()) ->
             if len(data) > limits.max_file_bytes:
                 return error(413, f"{entry['file']}: more than {limits.max_file_bytes:,} bytes")
             try:
+                note = resize_note(data, (bundle.height, bundle.width), limits.max_aspect)
                 pixels.append(bundle.read(data, limits.max_pixels))
+                if note:
+                    entry["note"] = note
                 good.append(len(results))
             except OddpixError as exc:
                 entry["error"] = str(exc)
@@ -128,6 +132,9 @@ def create_app(bundle: ServedBundle, limits: ServiceLimits = ServiceLimits()) ->
         top = float(np.abs(anomaly_maps).max()) if maps else 0.0
         for j, i in enumerate(good):
             p = decided[i]
+            if p.error:  # scored NaN: the model is broken, the image is not "normal"
+                results[i]["error"] = p.error
+                continue
             results[i].update(score=p.score, anomaly=p.anomaly, p_value=p.p_value, components=p.components,
                               threshold=thr.describe())
             if maps:
