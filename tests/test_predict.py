@@ -74,13 +74,13 @@ def test_predict_says_when_it_resizes_and_refuses_a_distorting_resize(trained, t
     Image.fromarray(np.full((24, 32), 128, np.uint8)).save(tmp_path / "wide.png")    # 32x24: aspect 1.33
     Image.fromarray(np.full((20, 60), 128, np.uint8)).save(tmp_path / "banner.png")  # 60x20: aspect 3
     Image.fromarray(np.full((28, 28), 128, np.uint8)).save(tmp_path / "fits.png")
-    result = run(root, str(tmp_path), "--format", "json")
+    result = run(root, str(tmp_path), "--format", "json", "--max-aspect", "1.5")
     rows = {r["file"].rsplit("/", 1)[-1]: r for r in json.loads(result.stdout)}
     assert rows["wide.png"]["note"] == "resized from 32x24 to 28x28 (bilinear)" and rows["wide.png"]["score"] is not None
     assert rows["fits.png"]["note"] is None and rows["fits.png"]["score"] is not None
     assert rows["banner.png"]["score"] is None and "a change of aspect ratio of 3.00x (more than 1.5)" in rows["banner.png"]["error"]
     assert result.exit_code == 1 and "note: 1 image(s) resized to the model's input" in result.stderr
-    relaxed = run(root, str(tmp_path / "banner.png"), "--max-aspect", "4", "--format", "json")
+    relaxed = run(root, str(tmp_path / "banner.png"), "--format", "json")  # by default: resized, as training was
     assert relaxed.exit_code == 0 and json.loads(relaxed.stdout)[0]["note"] == "resized from 60x20 to 28x28 (bilinear)"
 
 

@@ -193,4 +193,4 @@ def test_a_dry_run_says_what_would_run_and_writes_nothing(tmp_path):
     assert said[0] == "sweep: 3 cells, 0 finished already, 2 to run, 1 with invalid params (engine dvc)"
     assert said[1].startswith("invalid: mnist/knn/c2-s42-") and "models.knn.k" in said[1]
     assert said[2] == ("would run: mnist/knn/c0-s42  (dvc exp run --temp -n lb-mnist-knn-c0-s42 -S model=knn "
-                       "-S data.dataset=mnist -S data.normal_classes=[0] -S seed=42)")
+                       "-S data.dataset=mnist -S data.normal_classes=[0] -S seed=42 evaluate)")

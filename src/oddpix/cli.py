@@ -44,9 +44,10 @@ def main() -> None:
 @click.option("--maps", "maps_dir", default=None, help="write one anomaly heat-map PNG per scored image here")
 @click.option("--bundle", "bundle_dir", default=None,
               help="score with this exported bundle (`oddpix export`) instead: onnxruntime, no PyTorch")
-@click.option("--max-aspect", default=1.5, show_default=True, type=click.FloatRange(min=1.0),
+@click.option("--max-aspect", default=None, type=click.FloatRange(min=1.0),
               help="refuse an image whose width/height differs from the model's input by more than this factor "
-                   "(it would be distorted by the resize); others are resized, with a note")
+                   "(the resize would distort it); by default every image is resized, as training images were, "
+                   "each with a note")
 def predict(paths, model_path, kde_path, threshold_path, fmt, components, maps_dir, bundle_dir, max_aspect):
     """Score IMAGE files (or every image under a DIRECTORY) with the trained model and threshold.
 

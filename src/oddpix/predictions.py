@@ -58,7 +58,9 @@ def decide(results: Sequence[Prediction], scored: Sequence[int], comps: dict[str
         results[i].p_value = float(p_values[j]) if p_values is not None else None
 
 
-MAX_ASPECT = 1.5  # an image whose width / height differs more than this from the model's is refused
+# No bound by default: the folder loader resizes training and test images of any aspect ratio the same way,
+# so predict must score them as evaluation did; --max-aspect refuses images the resize would distort more.
+MAX_ASPECT: float | None = None
 
 
 def resize_note(path: Path | bytes, size: Optional[tuple[int, int]],

@@ -41,7 +41,7 @@ class ServiceLimits:
     max_files: int = 64
     max_pixels: int = 25_000_000
     max_seconds: float = 60.0  # scoring one request longer than this answers 503 (the service goes on)
-    max_aspect: float = MAX_ASPECT  # an image distorted more than this by the resize is refused (as predict)
+    max_aspect: float | None = MAX_ASPECT  # refuse an image the resize distorts more than this (as predict)
 
 
 def _map_png(m: np.ndarray, top: float) -> str:

@@ -63,8 +63,10 @@ class Cell:
         return experiment_name(self.dataset, self.model, self.cls, self.settings, self.seed)
 
     def dvc_args(self) -> list[str]:
-        """``dvc exp run --temp -n <experiment> -S ...`` (without ``dvc``): this cell as a DVC experiment."""
-        return ["exp", "run", "--temp", "-n", self.experiment, *(a for o in self.overrides() for a in ("-S", o))]
+        """``dvc exp run --temp -n <experiment> -S ... evaluate`` (without ``dvc``): this cell as a DVC
+        experiment, up to its metrics (a leaderboard needs neither its figures nor its bundle)."""
+        return ["exp", "run", "--temp", "-n", self.experiment, *(a for o in self.overrides() for a in ("-S", o)),
+                "evaluate"]
 
     def overrides(self) -> list[str]:
         classes = [] if self.cls is None else [f"data.normal_classes=[{self.cls}]"]
