@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from .errors import OddpixError, missing_package, os_error
+from .errors import OddpixError, one_line
 
 
 class Commands(click.Group):
@@ -19,13 +19,10 @@ class Commands(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except ImportError as exc:
-            if (missing := missing_package(exc)) is None:
+        except (ImportError, OSError) as exc:  # a missing group, a full disk: one line, not a traceback
+            if (error := one_line(exc)) is None:
                 raise
-            click.echo(f"error: {missing}", err=True)
-            sys.exit(1)
-        except OSError as exc:  # a full disk, a read-only folder: one line, not a traceback
-            click.echo(f"error: {os_error(exc)}", err=True)
+            click.echo(f"error: {error}", err=True)
             sys.exit(1)
 
 

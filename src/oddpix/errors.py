@@ -18,6 +18,18 @@ def os_error(exc: OSError) -> OddpixError:
                                                           else ""))
 
 
+def one_line(exc: BaseException) -> "OddpixError | None":
+    """``exc`` as the one error line users see (a missing optional package, a failed read or write, or an
+    OddpixError itself); None for any other exception, which is a bug and keeps its traceback."""
+    if isinstance(exc, OddpixError):
+        return exc
+    if isinstance(exc, ImportError):
+        return missing_package(exc)
+    if isinstance(exc, OSError):
+        return os_error(exc)
+    return None
+
+
 # What each optional dependency group installs (pyproject.toml), by the name a module is imported as.
 EXTRAS = {
     "pipeline": ("torch", "torchvision", "pandas", "sklearn", "scipy", "tqdm", "dvc", "ray", "onnx", "onnxscript"),

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from .errors import OddpixError, missing_package, os_error
+from .errors import OddpixError, one_line
 from .pipeline import LAYOUT, STAGE
 
 
@@ -25,16 +25,11 @@ def stage_command(name: str) -> click.Command:
             from .config import load_params  # here, so a missing package is reported as one line
 
             stage.step()(load_params(params_file), **stage.paths(root))
-        except OddpixError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-        except ImportError as exc:
-            if (missing := missing_package(exc)) is None:
+        except (OddpixError, ImportError, OSError) as exc:  # one line, not a traceback
+            if (error := one_line(exc)) is None:
                 raise
-            click.echo(f"error: {missing}", err=True)
-            sys.exit(1)
-        except OSError as exc:  # a full disk, a read-only folder: one line, not a traceback
-            click.echo(f"error: stage {name}: {os_error(exc)}", err=True)
+            where = f"stage {name}: " if isinstance(exc, OSError) else ""
+            click.echo(f"error: {where}{error}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
