@@ -91,3 +91,25 @@ def test_every_shipped_key_is_known(tmp_path):
     raw = yaml.safe_load(open("params.yaml"))
     raw["model"] = "ae"
     assert parse_params(raw).model_config.hidden == [512, 128]
+
+
+@pytest.mark.parametrize("overrides", [
+    ["seed=42"],  # a value set to what it is: the file stays byte for byte
+    ["model=vae", "models.vae.epochs=3", "data.normal_classes=[1]", "preprocess.image_size=32"],
+])
+def test_dvc_exp_run_set_changes_only_the_lines_of_the_keys_it_sets(tmp_path, overrides):
+    """`dvc exp run -S` rewrites params.yaml with its YAML writer: the shipped file is in the form it keeps."""
+    from pathlib import Path
+
+    from dvc.utils.hydra import apply_overrides  # what `dvc exp run -S` / `dvc exp run --set-param` calls
+
+    path = tmp_path / "params.yaml"
+    before = (Path(__file__).resolve().parents[1] / "params.yaml").read_text()
+    path.write_text(before)
+    apply_overrides(str(path), overrides)
+    after = path.read_text()
+    changed = [(a, b) for a, b in zip(before.splitlines(), after.splitlines()) if a != b]
+    assert len(after.splitlines()) == len(before.splitlines())
+    expected = 0 if overrides == ["seed=42"] else len(overrides)
+    assert len(changed) == expected, changed
+    assert after == before or yaml.safe_load(after)["model"] == "vae"
