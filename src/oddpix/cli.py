@@ -154,6 +154,33 @@ def export_command(out_dir, model_path, kde_path, threshold_path, params_file, e
                f"largest relative difference {max(manifest['check']['relative_differences'].values()):.1g}")
 
 
+@main.command("compare")
+@click.option("--baseline", default=None, help="the row the others are compared with (default: the last commit)")
+@click.option("--tolerance", "tolerances", multiple=True, metavar="METRIC=VALUE",
+              help="how far a metric may differ from the baseline before it is marked (defaults: auroc and auprc "
+                   "0.002, f1 and false_alarms 0.02)")
+@click.option("-n", "num", default=1, show_default=True, type=click.IntRange(1),
+              help="the experiments of the last n commits")
+@click.option("--all-commits", is_flag=True, help="the experiments of every commit")
+def compare_command(baseline, tolerances, num, all_commits):
+    """The workspace, the last commit and its DVC experiments side by side: what ran (model, dataset, normal
+    classes, epochs, score component) and how well, each metric marked where it differs from the baseline by
+    more than a machine's floating-point noise."""
+    from .compare import exp_show, parse_tolerances, pick_baseline, rows_from_exp_show, table
+
+    try:
+        bounds = parse_tolerances(tolerances)
+        rows = [row for row in rows_from_exp_show(exp_show(all_commits=all_commits, num=num)) if row.metrics or row.params]
+        if not rows:
+            raise OddpixError("no experiments with metrics here yet: run `dvc repro` or `dvc exp run` first")
+        reference = pick_baseline(rows, baseline)
+    except OddpixError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    for line in table(rows, reference, bounds):
+        click.echo(line)
+
+
 @main.command("serve")
 @click.option("--bundle", "bundle_dir", required=True, help="an exported bundle (`oddpix export`)")
 @click.option("--host", default="127.0.0.1", show_default=True)
