@@ -24,11 +24,13 @@ $(VENV)/.installed: $(VENV)/.torch pyproject.toml
 repro: setup
 	dvc repro
 
+# one worker per core (pytest-xdist); the tests that start Ray share one worker (xdist_group "ray")
+PYTEST_PARALLEL ?= -n auto --dist loadgroup
 test: setup
-	python -m pytest
+	python -m pytest $(PYTEST_PARALLEL)
 
 test-fast: setup
-	python -m pytest -m "not slow"
+	python -m pytest $(PYTEST_PARALLEL) -m "not slow"
 
 # A benchmark preset (benchmarks/*.yaml); the default is the quick fingerprint on generated data.
 PRESET ?= benchmarks/fingerprint.yaml

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,12 @@ from oddpix.config import parse_params
 from oddpix.data.protocols import DataConfig
 from oddpix.data.protocols import make_splits
 from oddpix.data.synthetic import pattern_dataset, write_idx_folder
+
+# `make test` runs the tests in parallel (pytest-xdist, one worker per core): one thread per worker, for it and
+# the processes it starts, so that the workers do not fight over the cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 # The small settings every detector trains with here: the fingerprint preset's, defined once in its file.
 TINY_MODELS = yaml.safe_load((Path(__file__).resolve().parents[1] / "benchmarks/fingerprint.yaml").read_text())[

@@ -57,7 +57,7 @@ def metrics(work):
     return json.loads((work / "metrics/metrics.json").read_text())
 
 
-def test_repro_noop_experiment_diff_and_leaderboard(repo):
+def test_repro_noop_experiment_diff_compare_and_export(repo):
     work, env = repo
     out = sh("dvc", "repro", cwd=work, env=env).stdout
     assert "Running stage 'plots'" in out and "evaluate: AUROC" in out and "Running stage 'export'" in out
@@ -97,6 +97,12 @@ def test_repro_noop_experiment_diff_and_leaderboard(repo):
 
     sh("git", "add", "-A", cwd=work, env=env)
     sh("git", "commit", "-qm", "cae results", cwd=work, env=env)
+    # a fresh clone (no DVC cache, no remote) draws the commit's plots, figures included, from git
+    clone = work.parent / "clone"
+    sh("git", "clone", "-q", str(work), str(clone), cwd=work.parent, env=env)
+    drawn = json.loads(sh("dvc", "plots", "diff", "--json", cwd=clone, env=env).stdout)
+    assert not drawn.get("errors") and "plots/images/score_histogram.png" in drawn["data"], drawn.get("errors")
+    shutil.rmtree(clone)
     exp = sh("dvc", "exp", "run", "-S", "model=ae", "-n", "ae-run", cwd=work, env=env).stdout
     assert "Running stage 'train'" in exp and "Running stage 'download'" not in exp
     ae = metrics(work)
@@ -105,20 +111,39 @@ def test_repro_noop_experiment_diff_and_leaderboard(repo):
     diff = json.loads(sh("dvc", "metrics", "diff", "--json", cwd=work, env=env).stdout)
     auroc = diff["metrics/metrics.json"]["auroc"]
     assert auroc["old"] == pytest.approx(cae["auroc"]) and auroc["new"] == pytest.approx(ae["auroc"])
-    lined_up = sh("dvc", "exp", "show", "--md", "--drop", ".*", "--keep", "^Experiment$|params.yaml:model|"
-                  "^data.dataset$|^data.normal_classes$|^auroc$|^auprc$|^f1$|^false_alarm_rate$", cwd=work, env=env).stdout
-    header = [c.strip() for c in lined_up.splitlines()[0].strip("|").split("|")]
-    assert header[:2] == ["Experiment", "auroc"] and len(header) == 8 and "params.yaml:model" in header
-    assert "train_n" not in lined_up  # the split counts are dropped
+    compared = sh("oddpix", "compare", cwd=work, env=env).stdout.splitlines()
+    assert max(map(len, compared)) <= 100 and compared[0].split()[:6] == [
+        "experiment", "model", "dataset", "classes", "epochs", "component"]
+    rows = {line.split()[0]: line.split() for line in compared[1:4]}
+    assert {"workspace", "ae-run"} < set(rows) and len(rows) == 3, compared  # and the commit, the baseline
+    assert rows["ae-run"][1:5] == ["ae", "fashion_mnist", "0", str(TINY_MODELS["ae"]["epochs"])]
+    assert rows["ae-run"][6].rstrip("+-") == f"{ae['auroc']:.3f}"
 
-    # every detector x every normal class as experiments, one table; a second call reuses them all
-    sh("git", "checkout", "--", ".", cwd=work, env=env)
     # the experiment's own bundle, from DVC's cache, whatever the workspace holds now
+    sh("git", "checkout", "--", ".", cwd=work, env=env)
     sh("oddpix", "export", "--exp", "ae-run", "--out", "shipped", cwd=work, env=env)
     assert json.loads((work / "shipped/manifest.json").read_text())["detector"] == "ae"
     missing = sh("oddpix", "export", "--exp", "no-such-run", "--out", "none", cwd=work, env=env, check=False)
     assert missing.returncode == 1 and missing.stderr.startswith("error: no bundle in 'no-such-run'"), missing.stderr
     shutil.rmtree(work / "shipped")
+
+    # an edit no stage reads runs only the params stage; a misspelt section no stage reads stops `dvc repro`
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["models"]["vae"]["epochs"] = 3
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = sh("dvc", "repro", cwd=work, env=env).stdout
+    assert "Running stage 'params'" in out and "Running stage 'download'" not in out and "Running stage 'train'" not in out, out
+    params["thresold"] = {"rule": "percentile"}
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = sh("dvc", "repro", cwd=work, env=env, check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stdout + proc.stderr
+    assert "error: params: thresold: unknown key (did you mean 'threshold'?)" in proc.stdout + proc.stderr
+
+
+@pytest.mark.xdist_group("ray")  # the tests that start Ray run one after another
+def test_leaderboard_runs_cells_as_dvc_experiments_and_on_ray(repo):
+    work, env = repo
+    # every detector x every normal class as experiments, one table; a second call reuses them all
     first, second = leaderboard_then_again(work, env)
     assert "sweep: 2 cells, 0 finished already, 2 to run (engine dvc)" in first.stderr
     assert "sweep: 2 cells, 2 finished already, 0 to run (engine dvc)" in second.stderr
@@ -126,7 +151,8 @@ def test_repro_noop_experiment_diff_and_leaderboard(repo):
     board = (work / "reports/leaderboard/leaderboard.md").read_text()
     rows = {line.split("|")[1].strip(): line for line in board.splitlines() if line.startswith("| ") and "detector" not in line}
     assert set(rows) == {"cae", "ae"} and "—" not in board
-    assert f"{cae['auroc']:.3f}" in rows["cae"]  # class 0 with cae is the committed baseline run
+    by_cae = json.loads((work / "reports/sweep/fashion_mnist/cae/c0-s42.json").read_text())
+    assert f"{by_cae['metrics']['auroc']:.3f}" in rows["cae"] and by_cae["metrics"]["auroc"] > 0.9
     assert (work / "reports/leaderboard/leaderboard.png").stat().st_size > 5000
     exps = sh("dvc", "exp", "show", "--no-pager", "--csv", cwd=work, env=env).stdout
     assert "lb-fashion-mnist-ae-c0-s42" in exps  # each cell is a named experiment
@@ -140,18 +166,6 @@ def test_repro_noop_experiment_diff_and_leaderboard(repo):
     assert by_dvc["engine"] == "dvc" and by_ray["engine"] == "ray"
     assert by_ray["metrics"]["auroc"] == pytest.approx(by_dvc["metrics"]["auroc"], abs=1e-12)
     assert by_ray["params_hash"] == by_dvc["params_hash"]
-
-    # an edit no stage reads runs only the params stage; a misspelt section no stage reads stops `dvc repro`
-    params = yaml.safe_load((work / "params.yaml").read_text())
-    params["models"]["vae"]["epochs"] = 3
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    out = sh("dvc", "repro", cwd=work, env=env).stdout
-    assert "Running stage 'params'" in out and "Running stage 'download'" not in out and "Running stage 'train'" not in out, out
-    params["thresold"] = {"rule": "percentile"}
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    proc = sh("dvc", "repro", cwd=work, env=env, check=False)
-    assert proc.returncode != 0 and "Traceback" not in proc.stdout + proc.stderr
-    assert "error: params: thresold: unknown key (did you mean 'threshold'?)" in proc.stdout + proc.stderr
 
 
 def test_bad_params_stop_dvc_repro_with_the_key(repo):

@@ -19,8 +19,8 @@ import pytest
 
 from tests.conftest import TINY_MODELS
 
-pytestmark = pytest.mark.slow
 ray = pytest.importorskip("ray")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]  # the tests that start Ray run one after another
 
 
 def _free_port() -> int:

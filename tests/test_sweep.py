@@ -36,6 +36,7 @@ def test_settings_cells_and_names():
     assert len(sweep.code_version()) == 16 and sweep.code_version() == sweep.code_version()
 
 
+@pytest.mark.xdist_group("ray")  # the tests that start Ray run one after another
 def test_ray_engine_runs_resumes_and_reports_a_failing_cell(tmp_path, base):
     ray = pytest.importorskip("ray")
     reports = tmp_path / "reports"
@@ -90,6 +91,7 @@ def test_ray_engine_runs_resumes_and_reports_a_failing_cell(tmp_path, base):
     assert list(board.mean.columns) == [0, 1, "mean"] and board.seeds == 2
 
 
+@pytest.mark.xdist_group("ray")  # the tests that start Ray run one after another
 def test_ray_engine_gives_each_cell_its_share_of_a_gpu(tmp_path, base):
     """--gpus-per-cell reaches Ray: on a Ray that has one (pretend) GPU, cells asking for a whole GPU run one
     at a time although two CPUs are free, cells asking for half of it are both given GPU 0, and ``device:

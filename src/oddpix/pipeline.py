@@ -96,7 +96,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("plots", "figures: histogram with the threshold, reconstructions, extremes, maps, latent space",
           deps={"prepared_dir": "prepared", "model_path": "model", "scores_dir": "scores",
                 "threshold_path": "threshold", "latents_path": "latents", "kde_path": "kde"},
-          outs={"out_dir": "images"}),
+          outs={"out_dir": "images"}, uncached=("images",)),  # in git: `dvc plots diff` draws a commit's without its cache
     Stage("export", "the trained detector as a bundle (ONNX scoring graph + manifest) for `oddpix predict "
           "--bundle` and `oddpix serve`, scoring without PyTorch",
           deps={"model_path": "model", "kde_path": "kde", "threshold_path": "threshold"},
