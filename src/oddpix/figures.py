@@ -36,19 +36,35 @@ def show_image(ax, img: np.ndarray, cmap: str | None = None) -> None:
     ax.set_yticks([])
 
 
-def reconstruction_grid(images: np.ndarray, recons: np.ndarray, scores: np.ndarray, labels: list[str]):
-    """Columns = images; rows = original, reconstruction, |difference| heat map."""
+def frame(ax, flagged: bool | None) -> None:
+    """A red frame around an image the threshold flags (none when the decision is not known)."""
+    if flagged is None:
+        return
+    for spine in ax.spines.values():
+        spine.set_visible(bool(flagged))
+        spine.set_edgecolor("tab:red")
+        spine.set_linewidth(2.5)
+
+
+def reconstruction_grid(images: np.ndarray, recons: np.ndarray, scores: np.ndarray, labels: list[str],
+                        flags: np.ndarray | None = None, title: str = ""):
+    """Columns = images; rows = original, reconstruction, |difference| heat map (each scaled to its own
+    largest difference). ``flags``: whether the threshold flags each column (a red frame, "flagged")."""
     plt = pyplot()
     n = len(images)
-    fig, axes = plt.subplots(3, n, figsize=(1.4 * n, 4.6), squeeze=False)
+    fig, axes = plt.subplots(3, n, figsize=(1.4 * n, 4.6 + (0.4 if title else 0)), squeeze=False)
     for i in range(n):
         show_image(axes[0, i], images[i])
-        axes[0, i].set_title(f"{labels[i]}\n{scores[i]:.3g}", fontsize=7)
+        decided = "" if flags is None else ("\nflagged" if flags[i] else "\nnot flagged")
+        axes[0, i].set_title(f"{labels[i]}\n{scores[i]:.3g}{decided}", fontsize=7)
+        frame(axes[0, i], None if flags is None else bool(flags[i]))
         show_image(axes[1, i], recons[i])
         diff = np.abs(images[i] - recons[i]).mean(axis=0)
         show_image(axes[2, i], diff / max(float(diff.max()), 1e-8), cmap="inferno")
-    for row, name in enumerate(("original", "reconstruction", "|difference|")):
+    for row, name in enumerate(("original", "reconstruction", "|difference|\n(own scale)")):
         axes[row, 0].set_ylabel(name, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
 

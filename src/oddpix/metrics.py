@@ -16,7 +16,7 @@ def metric_key(text: str) -> str:
     return re.sub(r"[^0-9A-Za-z]+", "_", str(text)).strip("_")
 
 
-def _auroc(y: np.ndarray, s: np.ndarray) -> float:
+def auroc(y: np.ndarray, s: np.ndarray) -> float:
     return float(skm.roc_auc_score(y, s))
 
 
@@ -33,7 +33,7 @@ def evaluate(y: np.ndarray, scores: np.ndarray, predicted: np.ndarray, kinds: np
                           "the model diverged - lower the learning rate")
     tn, fp, fn, tp = (int(v) for v in skm.confusion_matrix(y, p, labels=[0, 1]).ravel())
     out = {
-        "auroc": _auroc(y, s),
+        "auroc": auroc(y, s),
         "auprc": float(skm.average_precision_score(y, s)),
         "accuracy": float(skm.accuracy_score(y, p)),
         "balanced_accuracy": float(skm.balanced_accuracy_score(y, p)),
@@ -44,14 +44,14 @@ def evaluate(y: np.ndarray, scores: np.ndarray, predicted: np.ndarray, kinds: np
         "n_test": int(len(y)), "n_test_anomaly": int(y.sum()),
     }
     for name, values in (components or {}).items():
-        out[f"auroc_{metric_key(name)}"] = _auroc(y, np.asarray(values, dtype=np.float64))
+        out[f"auroc_{metric_key(name)}"] = auroc(y, np.asarray(values, dtype=np.float64))
     if kinds is not None:
         kinds = np.asarray(kinds).astype(str)
         normal = y == 0
         for kind in sorted(set(kinds[y == 1])):
             mask = normal | (kinds == kind)
             key = metric_key(kind)
-            out[f"auroc_{key}"] = _auroc(y[mask], s[mask])
+            out[f"auroc_{key}"] = auroc(y[mask], s[mask])
             out[f"detected_{key}"] = float(p[kinds == kind].mean())
     return out
 
@@ -104,12 +104,12 @@ def pixel_metrics(maps: np.ndarray, masks: np.ndarray, y: np.ndarray, kinds: np.
     known = (y == 0) | masks.any(axis=(1, 2))
     if not masks[known].any():
         return {}
-    out = {"pixel_auroc": _auroc(masks[known].ravel(), maps[known].ravel()),
+    out = {"pixel_auroc": auroc(masks[known].ravel(), maps[known].ravel()),
            "pro": pro_score(maps[known], masks[known])}
     if kinds is not None:
         kinds = np.asarray(kinds).astype(str)
         for kind in sorted(set(kinds[known & (y == 1)])):
             sel = known & ((y == 0) | (kinds == kind))
             if masks[sel].any():
-                out[f"pixel_auroc_{metric_key(kind)}"] = _auroc(masks[sel].ravel(), maps[sel].ravel())
+                out[f"pixel_auroc_{metric_key(kind)}"] = auroc(masks[sel].ravel(), maps[sel].ravel())
     return out
