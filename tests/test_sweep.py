@@ -166,6 +166,11 @@ def test_board_mean_std_over_seeds_and_wilcoxon(tmp_path):
     row_a = next(line for line in text.splitlines() if line.startswith("| a |"))
     assert "0.900 ± 0.0001" in row_a and "± 0.000 " not in row_a  # an exact 0 (row b) stays 0.000
     assert "With 4 pairs this test cannot go below p = 0.0625: 5 or more (classes x seeds) are needed" in text
+    # the class columns are named where the dataset names its classes (MNIST's names are its numbers)
+    garments = lb.markdown(lb.board(lb.results(records(close))), "auroc", "t", class_names=("T-shirt/top", "Trouser"))
+    assert "| detector | 0 T-shirt/top | 1 Trouser | mean |" in garments
+    assert "| detector | 0 | 1 | mean |" in lb.markdown(lb.board(lb.results(records(close))), "auroc", "t",
+                                                      class_names=tuple("0123456789"))
 
 
 def test_requests_are_checked_before_any_run():

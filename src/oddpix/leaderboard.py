@@ -140,11 +140,21 @@ def _fmt(mean: float, std: float, seeds: int) -> str:
     return f"{mean:.3f} ± {spread}"
 
 
-def markdown(b: Board, metric: str, title: str, failed: Sequence[str] = ()) -> str:
+def column_name(column, class_names: Sequence[str] | None, sep: str = " ") -> str:
+    """A class column's title: its number and name (``0 T-shirt/top``); the number alone where the name is it."""
+    if isinstance(column, (int, np.integer)) and class_names and 0 <= column < len(class_names):
+        name = str(class_names[column])
+        return str(column) if name == str(column) else f"{column}{sep}{name}"
+    return str(column)
+
+
+def markdown(b: Board, metric: str, title: str, failed: Sequence[str] = (),
+             class_names: Sequence[str] | None = None) -> str:
     cols = list(b.mean.columns)
     seeds = f"mean ± std over {b.seeds} seeds" if b.seeds > 1 else "one seed"
     lines = [f"# {title}", "", f"{metric}, one class normal, the rest anomalous ({seeds}); `mean` over the classes.",
-             "", "| detector | " + " | ".join(str(c) for c in cols) + " |", "|---|" + "---:|" * len(cols)]
+             "", "| detector | " + " | ".join(column_name(c, class_names) for c in cols) + " |",
+             "|---|" + "---:|" * len(cols)]
     for name in b.mean.index:
         cells = [_fmt(b.mean.loc[name, c], b.std.loc[name, c], b.seeds) for c in cols]
         if name == b.mean.index[0]:  # the best mean only
@@ -165,12 +175,12 @@ def markdown(b: Board, metric: str, title: str, failed: Sequence[str] = ()) -> s
     return "\n".join(lines) + "\n"
 
 
-def bar_chart(b: Board, metric: str, title: str):
+def bar_chart(b: Board, metric: str, title: str, class_names: Sequence[str] | None = None):
     from .figures import pyplot
 
     plt = pyplot()
     frame, std = b.mean, b.std
-    labels = [str(c) for c in frame.columns]
+    labels = [column_name(c, class_names, "\n") for c in frame.columns]
     x = np.arange(len(labels))
     width = 0.8 / max(len(frame), 1)
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(labels) + 2), 4))
@@ -197,15 +207,16 @@ def csv_frame(b: Board) -> pd.DataFrame:
     return out.reset_index()
 
 
-def write_report(b: Board, out_dir: str | Path, metric: str, title: str, failed: Sequence[str] = ()) -> str:
+def write_report(b: Board, out_dir: str | Path, metric: str, title: str, failed: Sequence[str] = (),
+                 class_names: Sequence[str] | None = None) -> str:
     """leaderboard.md, leaderboard.csv and leaderboard.png in ``out_dir``; returns the Markdown."""
     out_dir = Path(out_dir)
-    text = markdown(b, metric, title, failed)
+    text = markdown(b, metric, title, failed, class_names)
     write_text(out_dir / "leaderboard.md", text)
     write_csv(out_dir / "leaderboard.csv", csv_frame(b))
     from .figures import save_figure
 
-    save_figure(bar_chart(b, metric, title), out_dir / "leaderboard.png")
+    save_figure(bar_chart(b, metric, title, class_names), out_dir / "leaderboard.png")
     return text
 
 
@@ -236,6 +247,7 @@ def run(request: Request, base_raw: dict, engine: str, reports: str | Path, out:
     """Validate, run the sweep (every dataset), write one leaderboard per dataset; returns the Markdown of
     every leaderboard and the failed cells (their names and errors)."""
     from .config import parse_params
+    from .data.sources import DATASETS
     from .sweep import cells_of, run_sweep
 
     base = parse_params(base_raw)
@@ -255,7 +267,9 @@ def run(request: Request, base_raw: dict, engine: str, reports: str | Path, out:
             log(f"not written: {where}/leaderboard.md (no cell of {dataset} finished)")
             continue
         title = f"{dataset}: one class normal" + (f" ({', '.join(request.settings)})" if request.settings else "")
+        spec = DATASETS.get(dataset)
         texts.append(write_report(board(results(records, request.metric)), where, request.metric, title,
-                                  [f for c, f in failed.items() if c.dataset == dataset]))
+                                  [f for c, f in failed.items() if c.dataset == dataset],
+                                  spec.classes if spec else None))
         log(f"written: {where}/leaderboard.md, leaderboard.csv, leaderboard.png")
     return "\n".join(texts), list(failed.values())
