@@ -73,3 +73,20 @@ def trained(tmp_path_factory, patterns):
 def _fresh_seed():
     torch.manual_seed(0)
     np.random.seed(0)
+
+
+# Under pytest-xdist the longest tests start first, so that no worker is left with one of them at the end
+# while the other has finished: the end-to-end runs (marked slow), then the detectors that train longest.
+LONG = ("test_draem_learns", "test_detector_contract[ssl]", "test_cutpaste_learns", "test_detector_contract[draem]",
+        "test_ssl_", "test_service.py", "test_detector_contract[ganomaly]", "test_export.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+
+    def cost(item) -> int:
+        if item.get_closest_marker("slow"):
+            return 0
+        return 1 if any(name in item.nodeid for name in LONG) else 2
+    items.sort(key=cost)  # stable: the same order on every worker
