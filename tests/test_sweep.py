@@ -201,3 +201,28 @@ def test_a_dry_run_says_what_would_run_and_writes_nothing(tmp_path):
     assert said[1].startswith("invalid: mnist/knn/c2-s42-") and "models.knn.k" in said[1]
     assert said[2] == ("would run: mnist/knn/c0-s42  (dvc exp run --temp -n lb-mnist-knn-c0-s42 -S model=knn "
                        "-S data.dataset=mnist -S data.normal_classes=[0] -S seed=42 evaluate)")
+
+
+def test_rays_start_up_warnings_are_noted_above_the_bar_not_written_into_it(capsys):
+    """Ray logs e.g. its token-authentication notice to stderr while it starts, where the bar is drawn."""
+    import logging
+
+    from oddpix.sweep.engines import _ray_init
+
+    class FakeRay:
+        def init(self, **_):
+            logging.getLogger("ray._private.authentication.authentication_token_setup").warning(
+                "Token authentication is enabled for this Ray cluster.")
+            logging.getLogger("ray._private.worker").info("Started a local Ray instance.")
+
+    ray_logger = logging.getLogger("ray")
+    stderr_handler = logging.StreamHandler()  # as Ray configures its logger when imported
+    ray_logger.addHandler(stderr_handler)
+    notes = []
+    try:
+        _ray_init(FakeRay(), None, notes.append)
+        assert stderr_handler in ray_logger.handlers and ray_logger.propagate  # Ray's logging as it was
+    finally:
+        ray_logger.removeHandler(stderr_handler)
+    assert notes == ["ray: Token authentication is enabled for this Ray cluster."]
+    assert capsys.readouterr().err == ""

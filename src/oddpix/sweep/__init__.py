@@ -124,7 +124,8 @@ def run_sweep(base_raw: dict, cells: Sequence[Cell], reports: str | Path, engine
 
         runner = {"local": _run_local, "ray": _run_ray, "dvc": _run_dvc}[engine]
         keep = (lambda cell: str(cell.path(reports).with_suffix(".scores"))) if keep_scores else None
-        runner(p, finish, address=address, cpus_per_cell=cpus_per_cell, gpus_per_cell=gpus_per_cell, keep=keep)
+        runner(p, finish, address=address, cpus_per_cell=cpus_per_cell, gpus_per_cell=gpus_per_cell, keep=keep,
+               note=bar.write)
     finally:
         bar.close()
     return SweepResult(records, len(p.todo), frozenset(p.done))

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -125,9 +126,38 @@ def _run_local(p: Plan, finish: Callable[[Cell, dict], None], keep: Optional[Cal
         finish(cell, run_cell(p.raws[cell], keep=keep(cell) if keep else None))
 
 
+class _Notices(logging.Handler):
+    """Ray's start-up warnings (e.g. on token authentication) as one line each through ``note``, which
+    prints above the progress bar instead of into it."""
+
+    def __init__(self, note: Callable[[str], None]):
+        super().__init__(logging.WARNING)
+        self.note = note
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.note(f"ray: {record.getMessage()}")
+
+
+def _ray_init(ray, address: Optional[str], note: Callable[[str], None]) -> None:
+    notices, handler = logging.getLogger("ray"), _Notices(note)
+    propagate, handlers = notices.propagate, list(notices.handlers)
+    for h in handlers:  # Ray's own stderr handler would write into the bar
+        notices.removeHandler(h)
+    notices.addHandler(handler)
+    notices.propagate = False
+    try:
+        ray.init(address=address or os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
+    finally:
+        notices.removeHandler(handler)
+        for h in handlers:
+            notices.addHandler(h)
+        notices.propagate = propagate
+
+
 def _run_ray(p: Plan, finish: Callable[[Cell, dict], None], address: Optional[str] = None,
              cpus_per_cell: float = 1.0, gpus_per_cell: float = 0.0,
-             keep: Optional[Callable[[Cell], str]] = None) -> None:
+             keep: Optional[Callable[[Cell], str]] = None, note: Callable[[str], None] = print) -> None:
     if not p.todo:
         return
     try:
@@ -139,8 +169,7 @@ def _run_ray(p: Plan, finish: Callable[[Cell, dict], None], address: Optional[st
     code = code_version()
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address or os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+        _ray_init(ray, address, note)
     try:
         task = ray.remote(_ray_cell).options(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell, max_retries=0)
         threads = max(1, int(cpus_per_cell))
