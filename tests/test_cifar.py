@@ -100,7 +100,8 @@ def test_cifar_batches_cannot_run_code_and_a_missing_copy_says_what_to_do(tmp_pa
 
 
 def test_cifar_classes_by_name_and_a_run_end_to_end(tmp_path):
-    from conftest import TINY_MODELS, run_pipeline
+    from conftest import TINY_MODELS
+    from oddpix import pipeline
     from oddpix.config import parse_params
     from oddpix.errors import ConfigError
 
@@ -114,5 +115,5 @@ def test_cifar_classes_by_name_and_a_run_end_to_end(tmp_path):
     unpacked.mkdir(parents=True)
     for name, (blob, _, _) in _batches(2, per=100).items():
         (unpacked / name).write_bytes(blob)
-    metrics = run_pipeline(parse_params(params), tmp_path / "run")
+    metrics = pipeline.run(parse_params(params), tmp_path / "run")
     assert metrics["auroc"] > 0.9  # the red channel gives the class away

@@ -19,7 +19,7 @@ NO_PIPELINE = ("import sys\nfrom oddpix.errors import EXTRAS\nfor name in EXTRAS
 
 
 def _run_folder(tmp_path, tiny_params, model, settings):
-    from conftest import run_pipeline
+    from oddpix import pipeline
     from oddpix.data.synthetic import write_defect_folder
 
     root = write_defect_folder(tmp_path / "textures", n=120, size=32, defect_share=0.3, seed=2)
@@ -27,7 +27,7 @@ def _run_folder(tmp_path, tiny_params, model, settings):
             "folder": {"root": str(root), "image_size": 32, "channels": 3, "test_fraction": 0.3}}
     params = tiny_params(model=model, data=data, **settings)
     run = tmp_path / "run"
-    run_pipeline(params, run)
+    pipeline.run(params, run)
     return root, run
 
 

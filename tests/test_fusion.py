@@ -60,7 +60,7 @@ def test_members_score_as_alone_and_fuse_by_validation_z_scores(tiny_params, pat
 
 
 def test_fusion_finds_and_locates_local_defects_end_to_end(tmp_path, tiny_params):
-    from conftest import run_pipeline
+    from oddpix import pipeline
     from oddpix.data.synthetic import write_defect_folder
 
     root = write_defect_folder(tmp_path / "textures", n=200, size=32, defect_share=0.3, seed=1)
@@ -68,7 +68,7 @@ def test_fusion_finds_and_locates_local_defects_end_to_end(tmp_path, tiny_params
             "folder": {"root": str(root), "image_size": 32, "channels": 3, "test_fraction": 0.3}}
     members = {"patch_knn": {"gallery": 5}, "cae": {**TINY_MODELS["cae"], "epochs": 5}}
     params = tiny_params(model="fusion", data=data, models={**TINY_MODELS, "fusion": {"members": members}})
-    metrics = run_pipeline(params, tmp_path / "run")
+    metrics = pipeline.run(params, tmp_path / "run")
     assert metrics["component"] == "fused_mean" and metrics["auroc"] > 0.9 and metrics["auroc_fused_max"] > 0.9
     assert metrics["pixel_auroc"] > 0.85
     assert {"auroc_local_max", "auroc_local_topk"} <= set(metrics)

@@ -68,4 +68,4 @@ def test_latent_space_draws_at_most_as_many_anomalies_as_normals_and_says_so(tra
     y = pd.read_csv(root / pipeline.LAYOUT["scores"] / "test.csv")["y"].to_numpy()
     fig = plots_step._latent_figure(latents, None, y, np.random.default_rng(0), "t")
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert legend == ["training (n=20)", "test anomaly (20 of 270)", "test normal (20 of 30)"]
+    assert legend == ["training (20 of 90)", "test anomaly (20 of 270)", "test normal (20 of 30)"]

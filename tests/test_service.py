@@ -11,10 +11,13 @@ from PIL import Image
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
+pytestmark = pytest.mark.xdist_group("service")  # one worker builds the service (and its bundle) once
+
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    from conftest import TINY_MODELS, run_pipeline
+    from conftest import TINY_MODELS
+    from oddpix import pipeline
     from oddpix.bundle import RunBundle
     from oddpix.config import parse_params
     from oddpix.data.synthetic import write_defect_folder
@@ -29,7 +32,7 @@ def service(tmp_path_factory):
                            "data": {"dataset": "folder", "protocol": "folder", "normal_classes": ["good"],
                                     "folder": {"root": str(root), "image_size": 32, "channels": 3,
                                                "test_fraction": 0.3}}})
-    run_pipeline(params, tmp / "run")
+    pipeline.run(params, tmp / "run")  # no figures: the service needs the model, KDE and threshold
     bundle = RunBundle.read(tmp / "run/models/detector.pt", tmp / "run/models/kde.pt", tmp / "run/models/threshold.json")
     export(bundle, tmp / "bundle")
     served = ServedBundle(tmp / "bundle")

@@ -26,7 +26,7 @@ def test_blobs_cover_the_asked_share_and_curves_are_thin():
 
 
 def test_synth_seg_learns_to_find_and_locate_small_defects(tmp_path, tiny_params):
-    from conftest import run_pipeline
+    from oddpix import pipeline
     from oddpix.data.synthetic import write_defect_folder
 
     root = write_defect_folder(tmp_path / "textures", n=200, size=32, defect_share=0.3, seed=1)
@@ -34,7 +34,7 @@ def test_synth_seg_learns_to_find_and_locate_small_defects(tmp_path, tiny_params
             "folder": {"root": str(root), "image_size": 32, "channels": 3, "test_fraction": 0.3}}
     params = tiny_params(model="synth_seg", data=data, models={"synth_seg": {"channels": [8, 16], "epochs": 6,
                                                                             "epoch_images": 512, "batch_size": 16, "flip": True}})
-    metrics = run_pipeline(params, tmp_path / "run")
+    metrics = pipeline.run(params, tmp_path / "run")
     assert metrics["component"] == "seg_max" and metrics["auroc"] > 0.85
     assert metrics["pixel_auroc"] > 0.85
     assert {"auroc_local_max", "auroc_local_topk"} <= set(metrics)

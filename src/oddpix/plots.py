@@ -133,7 +133,7 @@ def image_strip(rows: list[tuple[str, np.ndarray, list[str]]], title: str = "", 
 
 def latent_map(points: np.ndarray, y: np.ndarray, grid: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
                explained: tuple[float, float], title: str = "", train: np.ndarray | None = None,
-               totals: tuple[int, int] | None = None):
+               totals: tuple[int, int] | None = None, train_total: int | None = None):
     """Test codes on the first two principal axes of the training codes, normal vs anomaly (as many of each
     drawn, at most, so that neither hides the other), the training codes in grey beneath, and the log
     density of the latent KDE on that plane as contours (``grid`` = X, Y, log density). ``totals``: how many
@@ -141,7 +141,8 @@ def latent_map(points: np.ndarray, y: np.ndarray, grid: tuple[np.ndarray, np.nda
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     if train is not None and len(train):
-        ax.scatter(train[:, 0], train[:, 1], s=3, alpha=0.25, color="0.6", label=f"training (n={len(train)})")
+        drawn = f"{len(train)} of {train_total}" if train_total and train_total != len(train) else f"n={len(train)}"
+        ax.scatter(train[:, 0], train[:, 1], s=3, alpha=0.25, color="0.6", label=f"training ({drawn})")
     if grid is not None:
         gx, gy, gz = grid
         levels = np.linspace(np.percentile(gz, 5), gz.max(), 12)

@@ -116,7 +116,7 @@ def _latent_figure(latents: dict, kde, y: np.ndarray, rng: np.random.Generator, 
         codes = plane.lift(torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], 1)))
         grid = (gx, gy, kde.log_density(codes.float()).numpy().reshape(gx.shape))
     return latent_map(pts, y[show], grid, plane.explained, title, train=train.numpy(),
-                      totals=(int((y == 0).sum()), int((y == 1).sum())))
+                      totals=(int((y == 0).sum()), int((y == 1).sum())), train_total=len(latents["train"]))
 
 
 @reads("seed", "model", "data.dataset", "data.normal_classes", "plots")
