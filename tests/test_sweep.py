@@ -218,10 +218,10 @@ def test_rays_start_up_warnings_are_noted_above_the_bar_not_written_into_it(caps
     ray_logger = logging.getLogger("ray")
     stderr_handler = logging.StreamHandler()  # as Ray configures its logger when imported
     ray_logger.addHandler(stderr_handler)
-    notes = []
+    notes, propagate = [], ray_logger.propagate
     try:
         _ray_init(FakeRay(), None, notes.append)
-        assert stderr_handler in ray_logger.handlers and ray_logger.propagate  # Ray's logging as it was
+        assert stderr_handler in ray_logger.handlers and ray_logger.propagate == propagate  # as it was
     finally:
         ray_logger.removeHandler(stderr_handler)
     assert notes == ["ray: Token authentication is enabled for this Ray cluster."]
