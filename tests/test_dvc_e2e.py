@@ -140,8 +140,7 @@ def test_repro_noop_experiment_diff_compare_and_export(repo):
     assert "error: params: thresold: unknown key (did you mean 'threshold'?)" in proc.stdout + proc.stderr
 
 
-@pytest.mark.xdist_group("ray")  # the tests that start Ray run one after another
-def test_leaderboard_runs_cells_as_dvc_experiments_and_on_ray(repo):
+def test_leaderboard_runs_cells_as_dvc_experiments_and_in_process_alike(repo):
     work, env = repo
     # every detector x every normal class as experiments, one table; a second call reuses them all
     first, second = leaderboard_then_again(work, env)
@@ -157,15 +156,15 @@ def test_leaderboard_runs_cells_as_dvc_experiments_and_on_ray(repo):
     exps = sh("dvc", "exp", "show", "--no-pager", "--csv", cwd=work, env=env).stdout
     assert "lb-fashion-mnist-ae-c0-s42" in exps  # each cell is a named experiment
 
-    # the ray engine (a local Ray) gives the same AUROC for the same cell as the dvc engine
-    pytest.importorskip("ray")
-    sh("oddpix", "leaderboard", "--engine", "ray", "--models", "ae", "--classes", "0", "--reports", "reports/ray",
-       "--out", "reports/ray-board", "--quiet", cwd=work, env=env)
+    # the in-process engine gives the same AUROC for the same cell as the dvc engine (and the ray engine the
+    # in-process one's: tests/test_ray_cluster.py)
+    sh("oddpix", "leaderboard", "--engine", "local", "--models", "ae", "--classes", "0", "--reports",
+       "reports/local", "--out", "reports/local-board", "--quiet", cwd=work, env=env)
     by_dvc = json.loads((work / "reports/sweep/fashion_mnist/ae/c0-s42.json").read_text())
-    by_ray = json.loads((work / "reports/ray/fashion_mnist/ae/c0-s42.json").read_text())
-    assert by_dvc["engine"] == "dvc" and by_ray["engine"] == "ray"
-    assert by_ray["metrics"]["auroc"] == pytest.approx(by_dvc["metrics"]["auroc"], abs=1e-12)
-    assert by_ray["params_hash"] == by_dvc["params_hash"]
+    by_local = json.loads((work / "reports/local/fashion_mnist/ae/c0-s42.json").read_text())
+    assert by_dvc["engine"] == "dvc" and by_local["engine"] == "local"
+    assert by_local["metrics"]["auroc"] == pytest.approx(by_dvc["metrics"]["auroc"], abs=1e-12)
+    assert by_local["params_hash"] == by_dvc["params_hash"]
 
 
 def test_bad_params_stop_dvc_repro_with_the_key(repo):
