@@ -64,9 +64,13 @@ def trained(tmp_path_factory, patterns):
     """The whole pipeline run once on generated data (tiny cae): (folder, metrics)."""
     root = tmp_path_factory.mktemp("trained")
     write_idx_folder(patterns, root / "mirror" / "fashion-mnist")
-    params = parse_params({"device": "cpu", "models": TINY_MODELS, "score": TRAINED_SCORE,
-                           "data": {"mirror": str(root / "mirror"), "checksums": "mirror", "download": False}})
-    return root, run_pipeline(params, root)
+    return root, run_pipeline(trained_params(root), root)
+
+
+def trained_params(root):
+    """The params the ``trained`` run was made with (its mirror under ``root``)."""
+    return parse_params({"device": "cpu", "models": TINY_MODELS, "score": TRAINED_SCORE,
+                         "data": {"mirror": str(root / "mirror"), "checksums": "mirror", "download": False}})
 
 
 @pytest.fixture(autouse=True)

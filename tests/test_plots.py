@@ -5,10 +5,9 @@ from pathlib import Path
 import numpy as np
 
 from oddpix import pipeline
-from oddpix.config import parse_params
 from oddpix.plots import failure_panels
 from oddpix.steps import plots as plots_step
-from tests.conftest import TINY_MODELS, TRAINED_SCORE
+from tests.conftest import trained_params
 
 
 def test_failure_panels_pick_the_highest_normals_and_the_lowest_anomalies():
@@ -26,8 +25,7 @@ def test_extremes_show_the_false_alarms_and_the_misses_with_their_decisions(trai
     assert metrics["fp"] > 0 and metrics["fn"] > 0  # this generated task has both kinds of failure
     figures = {}
     monkeypatch.setattr(plots_step, "save_figure", lambda fig, path, dpi=100: figures.__setitem__(Path(path).name, fig))
-    params = parse_params({"device": "cpu", "models": TINY_MODELS, "score": TRAINED_SCORE,
-                           "data": {"mirror": str(root / "mirror"), "checksums": "mirror", "download": False}})
+    params = trained_params(root)
     paths = pipeline.STAGE["plots"].paths(root)
     plots_step.plots(params, **{**paths, "out_dir": tmp_path})
     n = params.plots.n_images

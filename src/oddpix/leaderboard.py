@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from .data.sources import class_name
 from .errors import OddpixError
 from .io import write_csv, write_text
 
@@ -142,10 +143,8 @@ def _fmt(mean: float, std: float, seeds: int) -> str:
 
 def column_name(column, class_names: Sequence[str] | None, sep: str = " ") -> str:
     """A class column's title: its number and name (``0 T-shirt/top``); the number alone where the name is it."""
-    if isinstance(column, (int, np.integer)) and class_names and 0 <= column < len(class_names):
-        name = str(class_names[column])
-        return str(column) if name == str(column) else f"{column}{sep}{name}"
-    return str(column)
+    name = class_name(column, class_names)
+    return str(column) if name == str(column) else f"{column}{sep}{name}"
 
 
 def markdown(b: Board, metric: str, title: str, failed: Sequence[str] = (),

@@ -14,6 +14,7 @@ into ``cache_dir`` when ``data.download`` is true.
 
 from __future__ import annotations
 
+import numbers
 import os
 from pathlib import Path
 from typing import Callable, Optional
@@ -151,3 +152,11 @@ def _search(spec, mirror: Optional[str], checksums: str, download: bool, cache_d
         tried.append("torchvision download (off: data.download is false)")
     raise OddpixError(f"could not get {spec.title}. Tried: " + "; ".join(tried) + f". To fix: {fix}, or connect to "
                       "the internet with data.download: true.")
+
+
+def class_name(number, classes) -> str:
+    """The name of class ``number`` in ``classes`` (a dataset's class names); the number itself where there
+    is no name for it (no names, out of range, or not a number: an image folder's classes are names)."""
+    if isinstance(number, numbers.Integral) and not isinstance(number, bool) and classes and 0 <= number < len(classes):
+        return str(classes[number])
+    return str(number)

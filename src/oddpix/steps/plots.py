@@ -10,7 +10,7 @@ import torch
 
 from ..bundle import RunBundle
 from ..config import Params, reads
-from ..data.sources import DATASETS
+from ..data.sources import DATASETS, class_name
 from ..density import latent_plane
 from ..figures import reconstruction_grid, save_figure
 from ..fitted_threshold import component_values
@@ -26,8 +26,8 @@ from .common import components, log, read_prepared, read_scores
 def _kind_label(kind: str, classes: tuple[str, ...] | None) -> str:
     """``class:7`` -> the class name (``Sneaker``), ``corruption:dot`` -> ``dot``, ``normal`` stays."""
     prefix, _, rest = kind.partition(":")
-    if prefix == "class" and classes and rest.isdigit() and int(rest) < len(classes):
-        return classes[int(rest)]
+    if prefix == "class" and rest.isdigit():
+        return class_name(int(rest), classes)
     return rest or kind
 
 
@@ -51,7 +51,7 @@ def normal_names(params: Params, classes: tuple[str, ...] | None) -> str:
     chosen = params.data.normal_classes
     if not isinstance(chosen, list):
         return str(chosen)
-    return ", ".join(classes[c] if isinstance(c, int) and classes and 0 <= c < len(classes) else str(c) for c in chosen)
+    return ", ".join(class_name(c, classes) for c in chosen)
 
 
 def _image_figures(params, detector, prep: Preprocessor, x: torch.Tensor, test, ranking: np.ndarray,
