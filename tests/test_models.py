@@ -328,8 +328,23 @@ def test_ssl_learns_and_fuses_on_the_validation_normals(tmp_path, tiny_params, p
     assert logs[0] == "ssl: 4 rotations, 28x28 input" and logs[-1].startswith("ssl: memory of 90")
     scores = det.score(test_x)
     y = pattern_splits["test"].y
-    for name in ("fused", "transform", "features", "pixels"):
+    for name in ("fused", "transform", "rotation", "features", "rotated_features", "pixels"):
         assert roc_auc_score(y, scores[name].numpy()) > 0.9, name
+    # rotation: the rotation head's part of transform (shift heads, where there are any, add their own)
+    with torch.no_grad():
+        logits = [det.heads[0](det.net(torch.rot90(det.square(test_x), r, dims=(-2, -1)))) for r in range(4)]
+    want = -sum(torch.log_softmax(lg, 1)[:, r] for r, lg in enumerate(logits)) / 4
+    torch.testing.assert_close(scores["rotation"], want, rtol=1e-4, atol=1e-4)
+    assert len(det.heads) == 1  # no shift heads here: transform is the rotation head's score
+    torch.testing.assert_close(scores["transform"], scores["rotation"])
+    # rotated_features: the features view under every quarter turn, each against the training images under
+    # the same turn, summed
+    train_x = Preprocessor().transform(pattern_splits["train"].x)
+    with torch.no_grad():
+        def turned(x, r):
+            return torch.nn.functional.normalize(det.net(torch.rot90(det.square(x), r, dims=(-2, -1))), dim=1)
+        want = sum(torch.cdist(turned(test_x, r), turned(train_x, r)).min(1).values for r in range(4))
+    torch.testing.assert_close(scores["rotated_features"], want, rtol=1e-4, atol=1e-4)
     # fused = the sum of the fuse components, each standardised on the validation normals
     val_x = Preprocessor().transform(pattern_splits["val"].x)
     val = det.score(val_x)
@@ -352,7 +367,7 @@ def test_ssl_test_flip_views_an_image_and_its_mirror_alike(tiny_params, pattern_
     det, _, _, test_x = _fit("ssl", tiny_params(models={"ssl": {"test_flip": True}}), pattern_splits)
     mirrored = test_x.flip(-1)
     a, b = det.score(test_x), det.score(mirrored)
-    for name in ("transform", "features"):  # averaged over both: mirroring the input changes nothing
+    for name in ("transform", "rotation", "features", "rotated_features"):  # mirror and image averaged
         torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
     assert roc_auc_score(pattern_splits["test"].y, a["fused"].numpy()) > 0.9
     # the same network without test_flip: the transform view of each pass differs, and test_flip is their mean
@@ -362,6 +377,48 @@ def test_ssl_test_flip_views_an_image_and_its_mirror_alike(tiny_params, pattern_
         nll = [det._views(v.float())["transform"] for v in (test_x, mirrored)]
     assert float((nll[0] - nll[1]).abs().max()) > 1e-4
     torch.testing.assert_close(a["transform"], 0.5 * (nll[0] + nll[1]), rtol=1e-4, atol=1e-5)
+
+
+def test_ssl_cosine_schedule_and_training_on_mirror_images(tiny_params, pattern_splits):
+    import math
+
+    config = tiny_params(models={"ssl": {"schedule": "cosine", "train_flip": True, "epochs": 3,
+                                         "batch_size": 32}}).models["ssl"]
+    det = build_detector("ssl", config, (1, 28, 28))
+    prep = Preprocessor()
+    train_x = prep.transform(pattern_splits["train"].x)
+    seen, lrs = [], []
+    task, step = det.task, det.training_step
+
+    def spy_task(batch, random_shift):
+        seen.append((det.training, batch.clone()))
+        return task(batch, random_shift)
+
+    def spy_step(batch, phase):
+        lrs.append(phase.optimizers[0].param_groups[0]["lr"])
+        return step(batch, phase)
+
+    det.task, det.training_step = spy_task, spy_step
+    det.fit(FitData(train_x, prep.transform(pattern_splits["val"].x)),
+            FitContext(torch.device("cpu"), seed_everything(0), log=lambda _: None))
+    steps = 3 * math.ceil(len(train_x) / 32)
+    assert len(lrs) == steps
+    want = [config.lr * 0.5 * (1 + math.cos(math.pi * i / steps)) for i in range(steps)]
+    assert lrs == pytest.approx(want, rel=1e-9)
+    # each training image is seen as itself or mirrored, a random half mirrored; validation images never
+    flat, mirrored = train_x.flatten(1), train_x.flip(-1).flatten(1)
+    n_mirrored = n_rows = 0
+    for training, batch in seen:
+        rows = batch.flatten(1)
+        as_is = (rows[:, None] == flat[None]).all(2).any(1)
+        as_mirror = (rows[:, None] == mirrored[None]).all(2).any(1)
+        if training:
+            assert bool((as_is | as_mirror).all())
+            n_mirrored += int((as_mirror & ~as_is).sum())
+            n_rows += len(rows)
+        else:
+            assert not bool((as_mirror & ~as_is).any())
+    assert 0.3 < n_mirrored / n_rows < 0.7
 
 
 def test_ssl_needs_validation_normals(tiny_params, pattern_splits):

@@ -12,14 +12,21 @@ one scale and added:
   ``rotations`` forward passes per image instead of GEOM's 72. Score: minus the log-probability the heads
   give to the right answers, averaged over the rotations of the unshifted image. A network that has
   learnt which way up a shoe is cannot tell the turns of a bag apart.
+* ``rotation``: the ``transform`` score of the rotation head alone (the shift heads help the network learn
+  and may add noise to the score).
 * ``features`` (Sohn et al. 2021): the distance of the image's pooled features (L2-normalised) to the
   ``k``-th nearest training image's.
+* ``rotated_features`` (CSI's ensemble over shifting transformations, Tack et al. 2020): the same distance
+  under each rotation of the task, each against the training images under that rotation, summed. The
+  network tells the turns apart, so its features of a turned image differ from the upright one's, and each
+  turn is one more look at the image.
 * ``pixels``: the blurred-pixel nearest-neighbour distance (the ``knn`` detector's score).
 * ``fused`` (default): the sum of the ``fuse`` components, each standardised by the mean and standard
   deviation of its scores on the validation normals (held out from training and from the memory banks),
   so no component dominates by its units. Needs ``data.val_fraction`` > 0.
 
-After training, the memory banks (at most ``max_train`` training images, a seeded subset) and the
+Training: ``train_flip`` mirrors a random half of each batch (photos; not digits), ``schedule: cosine``
+lowers the learning rate to 0 over the steps. After training, the memory banks (at most ``max_train`` training images, a seeded subset) and the
 standardisation statistics are stored with the weights, so ``oddpix predict`` scores exactly as the
 evaluation did. Measured numbers: docs/results/one_class.md.
 """
@@ -36,7 +43,7 @@ from torch import nn
 
 from ..errors import OddpixError
 from ..maps import gaussian_blur
-from ..schema import items, num
+from ..schema import choice, items, num
 from ..training import FitContext, TrainConfig
 from .base import Detector, FitData, Phase
 from .blocks import ResNetFeatures
@@ -44,7 +51,8 @@ from .catalog import register
 from .memory import kth_distance, register_memory
 from .standardise import location_scale, register_scale, standardised
 
-VIEWS = ("transform", "features", "pixels")
+VIEWS = ("transform", "rotation", "features", "rotated_features", "pixels")
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,8 @@ class SSLConfig(TrainConfig):
     max_train: int = num(20000, ge=1)    # images in the memory banks
     fuse: list[str] = items(["transform", "pixels"], min_len=1, choices=VIEWS)
     test_flip: bool = False              # also view each image mirrored left-right and average (photos)
+    train_flip: bool = False             # mirror a random half of each training batch left-right (photos)
+    schedule: str = choice("constant", SCHEDULES)  # learning rate over the steps; cosine: lr -> 0 at the end
     epochs: int = num(4, ge=1)
     batch_size: int = num(64, ge=1)      # images per step, each under every rotation
     patience: int = num(5, ge=1)
@@ -88,7 +98,9 @@ class SelfSupervisedKNN(Detector):
         self.heads = nn.ModuleList(nn.Linear(self.net.out_dim, n) for n in n_heads)
         register_memory(self, "pixel_memory", c * h * w)
         register_memory(self, "feature_memory", self.net.out_dim)
+        register_memory(self, "rotated_memory", config.rotations * self.net.out_dim)
         register_scale(self, "fuse", len(config.fuse))
+        self._schedule = None  # the cosine learning-rate schedule while training
 
     # ---- the self-supervised task -------------------------------------------------------------------
 
@@ -134,8 +146,17 @@ class SelfSupervisedKNN(Detector):
         return -sum(F.log_softmax(lg, dim=1).gather(1, labels[:, j:j + 1]).squeeze(1) for j, lg in enumerate(logits))
 
     def loss(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.training and self.config.train_flip:
+            mirror = torch.rand(batch.shape[0], device=batch.device) < 0.5
+            batch = torch.where(mirror[:, None, None, None], batch.flip(-1), batch)
         x, labels = self.task(batch, random_shift=self.training)
         return self._nll(self.head_logits(x)[0], labels).mean()
+
+    def training_step(self, batch: torch.Tensor, phase: Phase) -> dict[str, float]:
+        out = super().training_step(batch, phase)
+        if self._schedule is not None:
+            self._schedule.step()
+        return out
 
     def phases(self, data: FitData, ctx: FitContext) -> Iterator[Phase]:
         val = data.normal_val_x()
@@ -144,7 +165,14 @@ class SelfSupervisedKNN(Detector):
                               "none; set data.val_fraction > 0 (e.g. 0.1)")
         ctx.log(f"ssl: {self.config.rotations} rotations" + (f", shifts of {self.config.shift} px" if self.config.shift
                                                             else "") + f", {self.side}x{self.side} input")
-        yield Phase(self.config.epochs)
+        optimizers = self.configure_optimizers()
+        self._schedule = None
+        if self.config.schedule == "cosine":
+            steps = self.config.epochs * math.ceil(len(data.train_x) / self.config.batch_size)
+            self._schedule = torch.optim.lr_scheduler.LambdaLR(
+                optimizers[0], lambda step: 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps)))
+        yield Phase(self.config.epochs, optimizers=optimizers)
+        self._schedule = None
         self.remember(data.train_x, val.to(ctx.device), ctx)
 
     # ---- memory banks and fusion --------------------------------------------------------------------
@@ -158,12 +186,13 @@ class SelfSupervisedKNN(Detector):
             x = x[torch.randperm(len(x), generator=ctx.generator)[: self.config.max_train]]
         if len(x) < self.config.k:
             raise OddpixError(f"models.ssl.k: {self.config.k} neighbours but only {len(x)} training images")
-        pixels, feats = [], []
+        pixels, rotated = [], []
         for start in range(0, len(x), 512):
             batch = x[start:start + 512].to(ctx.device).float()
             pixels.append(self._pixel_features(batch))
-            feats.append(self._features(batch))
-        self.pixel_memory, self.feature_memory = torch.cat(pixels), torch.cat(feats)
+            rotated.append(self._rotated_features(batch))
+        self.pixel_memory, self.rotated_memory = torch.cat(pixels), torch.cat(rotated)
+        self.feature_memory = self.rotated_memory[:, :self.net.out_dim].clone()  # rotation 0: the features view
         views = {name: [] for name in VIEWS}
         for start in range(0, len(val), 512):
             for name, value in self._views(val[start:start + 512].float()).items():
@@ -177,13 +206,26 @@ class SelfSupervisedKNN(Detector):
     def _pixel_features(self, x: torch.Tensor) -> torch.Tensor:
         return gaussian_blur(x, self.config.blur).flatten(1)
 
-    def _features(self, x: torch.Tensor) -> torch.Tensor:
-        if self.config.test_flip:
-            x = torch.cat([x, x.flip(-1)])
-        feats = self.net(self.square(x))
-        if self.config.test_flip:
-            feats = 0.5 * (feats[: feats.shape[0] // 2] + feats[feats.shape[0] // 2:])
-        return F.normalize(feats, dim=1)
+    def _rotated_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The L2-normalised pooled features of the image under each rotation of the task, side by side:
+        N x (rotations * C), as :meth:`_views` computes them (mirror images averaged with ``test_flip``)."""
+        n = x.shape[0]
+        seen = torch.cat([x, x.flip(-1)]) if self.config.test_flip else x
+        feats = self.net(self.task(seen, random_shift=False)[0])
+        return self._per_rotation(feats, n)
+
+    def _per_rotation(self, feats: torch.Tensor, n: int) -> torch.Tensor:
+        """Features of the task's rows (rotation-major, each seen copy of the n images) -> n x (rotations * C),
+        the copies averaged and each rotation's block L2-normalised."""
+        per = feats.view(self.config.rotations, -1, n, feats.shape[1]).mean(1)
+        return F.normalize(per, dim=2).permute(1, 0, 2).reshape(n, -1)
+
+    def _rotated_distance(self, rotated: torch.Tensor) -> torch.Tensor:
+        """CSI's ensemble over shifting transformations (Tack et al. 2020): the sum over the rotations of the
+        distance to the ``k``-th nearest training image under the same rotation."""
+        c = self.net.out_dim
+        return sum(kth_distance(rotated[:, r * c:(r + 1) * c], self.rotated_memory[:, r * c:(r + 1) * c],
+                                self.config.k) for r in range(self.config.rotations))
 
     def _views(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The three views; with ``test_flip`` the image and its mirror image go through the network together
@@ -194,9 +236,12 @@ class SelfSupervisedKNN(Detector):
         logits, feats = self.head_logits(x_rot)
         n_seen = seen.shape[0]
         transform = self._nll(logits, labels).view(self.config.rotations, -1, n).mean((0, 1))
+        rotation = self._nll(logits[:1], labels).view(self.config.rotations, -1, n).mean((0, 1))
+        rotated = self._per_rotation(feats, n)
         feats = feats[:n_seen].view(-1, n, feats.shape[1]).mean(0)  # rotation 0 of each seen copy
-        return {"transform": transform,
+        return {"transform": transform, "rotation": rotation,
                 "features": kth_distance(F.normalize(feats, dim=1), self.feature_memory, self.config.k),
+                "rotated_features": self._rotated_distance(rotated),
                 "pixels": kth_distance(self._pixel_features(x), self.pixel_memory, self.config.k)}
 
     @torch.no_grad()
