@@ -97,7 +97,7 @@ def run_sweep(base_raw: dict, cells: Sequence[Cell], reports: str | Path, engine
     code = code_version()
     p = plan(base_raw, cells, reports, code)
     records = dict(p.done)
-    log(f"sweep: {len(cells)} cells, {len(p.done)} finished already, {len(p.todo)} to run"
+    log(f"sweep: {len(cells)} cell{'' if len(cells) == 1 else 's'}, {len(p.done)} finished already, {len(p.todo)} to run"
         + (f", {len(p.invalid)} with invalid params" if p.invalid else "") + f" (engine {engine})")
     if p.invalid and len(p.invalid) == len(cells) and not dry_run:  # e.g. a misspelt -S key: nothing can run
         cell, message = next(iter(p.invalid.items()))
