@@ -26,9 +26,10 @@ one scale and added:
   so no component dominates by its units. Needs ``data.val_fraction`` > 0.
 
 Training: ``train_flip`` mirrors a random half of each batch (photos; not digits), ``schedule: cosine``
-lowers the learning rate to 0 over the steps. After training, the memory banks (at most ``max_train`` training images, a seeded subset) and the
-standardisation statistics are stored with the weights, so ``oddpix predict`` scores exactly as the
-evaluation did. Measured numbers: docs/results/one_class.md.
+lowers the learning rate to 0 over the steps. After training, the memory banks (at most ``max_train``
+training images, a seeded subset) and the standardisation statistics are stored with the weights, so
+``oddpix predict`` scores exactly as the evaluation did. Measured numbers: docs/results/one_class.md and,
+for photos, docs/results/cifar10.md.
 """
 
 from __future__ import annotations
