@@ -98,8 +98,7 @@ class SelfSupervisedKNN(Detector):
         n_heads = [config.rotations] + ([3, 3] if config.shift else [])
         self.heads = nn.ModuleList(nn.Linear(self.net.out_dim, n) for n in n_heads)
         register_memory(self, "pixel_memory", c * h * w)
-        register_memory(self, "feature_memory", self.net.out_dim)
-        register_memory(self, "rotated_memory", config.rotations * self.net.out_dim)
+        register_memory(self, "rotated_memory", config.rotations * self.net.out_dim)  # first block: features
         register_scale(self, "fuse", len(config.fuse))
         self._schedule = None  # the cosine learning-rate schedule while training
 
@@ -193,7 +192,6 @@ class SelfSupervisedKNN(Detector):
             pixels.append(self._pixel_features(batch))
             rotated.append(self._rotated_features(batch))
         self.pixel_memory, self.rotated_memory = torch.cat(pixels), torch.cat(rotated)
-        self.feature_memory = self.rotated_memory[:, :self.net.out_dim].clone()  # rotation 0: the features view
         views = {name: [] for name in VIEWS}
         for start in range(0, len(val), 512):
             for name, value in self._views(val[start:start + 512].float()).items():
@@ -221,28 +219,26 @@ class SelfSupervisedKNN(Detector):
         per = feats.view(self.config.rotations, -1, n, feats.shape[1]).mean(1)
         return F.normalize(per, dim=2).permute(1, 0, 2).reshape(n, -1)
 
-    def _rotated_distance(self, rotated: torch.Tensor) -> torch.Tensor:
-        """CSI's ensemble over shifting transformations (Tack et al. 2020): the sum over the rotations of the
-        distance to the ``k``-th nearest training image under the same rotation."""
+    def _rotation_distances(self, rotated: torch.Tensor) -> list[torch.Tensor]:
+        """Under each rotation, the distance to the ``k``-th nearest training image under the same rotation:
+        the first (no turn) is the ``features`` view, their sum ``rotated_features`` (CSI's ensemble over
+        shifting transformations, Tack et al. 2020)."""
         c = self.net.out_dim
-        return sum(kth_distance(rotated[:, r * c:(r + 1) * c], self.rotated_memory[:, r * c:(r + 1) * c],
-                                self.config.k) for r in range(self.config.rotations))
+        return [kth_distance(rotated[:, r * c:(r + 1) * c], self.rotated_memory[:, r * c:(r + 1) * c], self.config.k)
+                for r in range(self.config.rotations)]
 
     def _views(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The three views; with ``test_flip`` the image and its mirror image go through the network together
+        """Every view; with ``test_flip`` the image and its mirror image go through the network together
         (the transform score averaged, the pooled features averaged before normalising)."""
         n = x.shape[0]
         seen = torch.cat([x, x.flip(-1)]) if self.config.test_flip else x
         x_rot, labels = self.task(seen, random_shift=False)
         logits, feats = self.head_logits(x_rot)
-        n_seen = seen.shape[0]
         transform = self._nll(logits, labels).view(self.config.rotations, -1, n).mean((0, 1))
         rotation = self._nll(logits[:1], labels).view(self.config.rotations, -1, n).mean((0, 1))
-        rotated = self._per_rotation(feats, n)
-        feats = feats[:n_seen].view(-1, n, feats.shape[1]).mean(0)  # rotation 0 of each seen copy
-        return {"transform": transform, "rotation": rotation,
-                "features": kth_distance(F.normalize(feats, dim=1), self.feature_memory, self.config.k),
-                "rotated_features": self._rotated_distance(rotated),
+        distances = self._rotation_distances(self._per_rotation(feats, n))
+        return {"transform": transform, "rotation": rotation, "features": distances[0],
+                "rotated_features": sum(distances),
                 "pixels": kth_distance(self._pixel_features(x), self.pixel_memory, self.config.k)}
 
     @torch.no_grad()
